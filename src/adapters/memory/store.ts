@@ -1,0 +1,278 @@
+import type { EventType } from '../../core/events.js';
+import type { AttemptRecord, DeliveryRecord, WebhookPatch, WebhookRecord } from '../../core/records.js';
+import type { AttemptOutcome, ClaimedDelivery, CompletionEffect, DeliveryQuery, Store } from '../types.js';
+import { DueQueue } from './due-queue.js';
+
+const copyWebhook = (record: WebhookRecord): WebhookRecord => ({ ...record, events: [...record.events] });
+const copyDelivery = (record: DeliveryRecord): DeliveryRecord => ({ ...record });
+
+export function consecutiveFailuresReason(count: number): string {
+  return `Disabled after ${count} consecutive failed deliveries`;
+}
+
+/**
+ * The embedded default store: everything in this process's memory, nothing survives a restart. Every
+ * method finishes its work before its first `await`, so each call is atomic against the others.
+ */
+export function memoryStore(): Store {
+  const webhooks = new Map<string, WebhookRecord>();
+  const webhooksBySite = new Map<string, Set<string>>();
+  const deliveries = new Map<string, DeliveryRecord>();
+  const deliveriesByWebhook = new Map<string, Set<string>>();
+  const attempts = new Map<string, AttemptRecord[]>();
+  const due = new DueQueue();
+  const listeners = new Set<() => void>();
+
+  const notify = (): void => {
+    for (const listener of listeners) listener();
+  };
+
+  /** Whether a queue entry still describes the delivery: pending and due then, or leased until then. */
+  const isCurrent = (delivery: DeliveryRecord | undefined, at: number): delivery is DeliveryRecord =>
+    delivery !== undefined &&
+    ((delivery.status === 'pending' && delivery.nextAttemptAt?.getTime() === at) ||
+      (delivery.status === 'delivering' && delivery.leaseExpiresAt?.getTime() === at));
+
+  const schedule = (delivery: DeliveryRecord): void => {
+    if (delivery.status === 'pending' && delivery.nextAttemptAt)
+      due.push(delivery.nextAttemptAt.getTime(), delivery.id);
+    if (delivery.status === 'delivering' && delivery.leaseExpiresAt) {
+      due.push(delivery.leaseExpiresAt.getTime(), delivery.id);
+    }
+  };
+
+  const discardPending = (webhookId: string, now: Date): void => {
+    for (const id of deliveriesByWebhook.get(webhookId) ?? []) {
+      const delivery = deliveries.get(id);
+      if (delivery?.status === 'pending') {
+        Object.assign(delivery, { status: 'discarded', nextAttemptAt: null, updatedAt: now });
+      }
+    }
+  };
+
+  const complete = (outcome: AttemptOutcome): CompletionEffect | null => {
+    const { attempt, next } = outcome;
+    const delivery = deliveries.get(attempt.deliveryId);
+    const webhook = webhooks.get(attempt.webhookId);
+    if (delivery === undefined || webhook === undefined) return null;
+    const now = new Date(attempt.startedAt.getTime() + attempt.durationMs);
+    const log = attempts.get(delivery.id) ?? [];
+    log.push({ ...attempt });
+    attempts.set(delivery.id, log);
+    Object.assign(delivery, {
+      status: next.status,
+      attempts: attempt.attempt,
+      nextAttemptAt: next.status === 'pending' ? next.nextAttemptAt : null,
+      leaseExpiresAt: null,
+      lastStatusCode: attempt.statusCode,
+      lastError: attempt.ok ? null : (attempt.errorCode ?? `HTTP ${attempt.statusCode}`),
+      updatedAt: now,
+    });
+    schedule(delivery);
+    if (webhook.lastTriggered === null || webhook.lastTriggered < attempt.startedAt) {
+      webhook.lastTriggered = attempt.startedAt;
+    }
+    if (next.status === 'succeeded') webhook.consecutiveFailures = 0;
+    if (next.status === 'failed') webhook.consecutiveFailures += 1;
+    let disabledReason: string | null = null;
+    if (webhook.active) {
+      if (outcome.disableReason !== undefined) {
+        disabledReason = outcome.disableReason;
+      } else if (webhook.consecutiveFailures >= outcome.maxConsecutiveFailures) {
+        disabledReason = consecutiveFailuresReason(webhook.consecutiveFailures);
+      }
+    }
+    if (disabledReason !== null) {
+      Object.assign(webhook, { active: false, disabledReason, updatedAt: now });
+      discardPending(webhook.id, now);
+    }
+    return { deliveryId: delivery.id, webhookId: webhook.id, disabledReason };
+  };
+
+  return {
+    async createWebhook(record, { maxPerSite }) {
+      const ids = webhooksBySite.get(record.siteId) ?? new Set<string>();
+      if (ids.size >= maxPerSite) return 'limit_reached';
+      ids.add(record.id);
+      webhooksBySite.set(record.siteId, ids);
+      webhooks.set(record.id, copyWebhook(record));
+      return 'created';
+    },
+
+    async getWebhook(id) {
+      const record = webhooks.get(id);
+      return record ? copyWebhook(record) : null;
+    },
+
+    async listWebhooks(siteId) {
+      return [...(webhooksBySite.get(siteId) ?? [])]
+        .map((id) => webhooks.get(id)!)
+        .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
+        .map(copyWebhook);
+    },
+
+    async findSubscribers(siteId: string, event: EventType) {
+      const found: WebhookRecord[] = [];
+      for (const id of webhooksBySite.get(siteId) ?? []) {
+        const record = webhooks.get(id)!;
+        if (record.active && record.events.includes(event)) found.push(copyWebhook(record));
+      }
+      return found;
+    },
+
+    async updateWebhook(id, patch: WebhookPatch) {
+      const record = webhooks.get(id);
+      if (record === undefined) return null;
+      const wasActive = record.active;
+      Object.assign(record, patch, patch.events ? { events: [...patch.events] } : {});
+      if (wasActive && !record.active) discardPending(id, patch.updatedAt);
+      return copyWebhook(record);
+    },
+
+    async deleteWebhook(id) {
+      const record = webhooks.get(id);
+      if (record === undefined) return false;
+      webhooks.delete(id);
+      webhooksBySite.get(record.siteId)?.delete(id);
+      for (const deliveryId of deliveriesByWebhook.get(id) ?? []) {
+        deliveries.delete(deliveryId);
+        attempts.delete(deliveryId);
+      }
+      deliveriesByWebhook.delete(id);
+      return true;
+    },
+
+    async insertDeliveries(records) {
+      for (const record of records) {
+        const delivery = copyDelivery(record);
+        deliveries.set(delivery.id, delivery);
+        const ids = deliveriesByWebhook.get(delivery.webhookId) ?? new Set<string>();
+        ids.add(delivery.id);
+        deliveriesByWebhook.set(delivery.webhookId, ids);
+        schedule(delivery);
+      }
+      if (records.length > 0) notify();
+    },
+
+    async claimDeliveries({ now, limit, leaseMs, excludeWebhookIds = [] }) {
+      const claimed: ClaimedDelivery[] = [];
+      const excluded = new Set(excludeWebhookIds);
+      const setAside: { at: number; id: string }[] = [];
+      const nowMs = now.getTime();
+      const leaseExpiresAt = new Date(nowMs + leaseMs);
+      while (claimed.length < limit) {
+        const top = due.peek();
+        if (top === undefined || top.at > nowMs) break;
+        due.pop();
+        const delivery = deliveries.get(top.id);
+        if (!isCurrent(delivery, top.at)) continue;
+        const webhook = webhooks.get(delivery.webhookId);
+        if (webhook === undefined || !webhook.active) continue;
+        if (excluded.has(webhook.id)) {
+          setAside.push(top);
+          continue;
+        }
+        Object.assign(delivery, {
+          status: 'delivering',
+          nextAttemptAt: null,
+          leaseExpiresAt,
+          updatedAt: now,
+        });
+        schedule(delivery);
+        claimed.push({ delivery: copyDelivery(delivery), webhook: copyWebhook(webhook) });
+      }
+      for (const entry of setAside) due.push(entry.at, entry.id);
+      return claimed;
+    },
+
+    async completeAttempts(outcomes) {
+      const effects: CompletionEffect[] = [];
+      for (const outcome of outcomes) {
+        const effect = complete(outcome);
+        if (effect) effects.push(effect);
+      }
+      return effects;
+    },
+
+    async releaseDeliveries(ids, now) {
+      for (const id of ids) {
+        const delivery = deliveries.get(id);
+        if (delivery?.status !== 'delivering') continue;
+        Object.assign(delivery, {
+          status: 'pending',
+          nextAttemptAt: now,
+          leaseExpiresAt: null,
+          updatedAt: now,
+        });
+        schedule(delivery);
+      }
+      if (ids.length > 0) notify();
+    },
+
+    async nextDueAt() {
+      for (;;) {
+        const top = due.peek();
+        if (top === undefined) return null;
+        const delivery = deliveries.get(top.id);
+        if (isCurrent(delivery, top.at) && webhooks.get(delivery.webhookId)?.active) return new Date(top.at);
+        due.pop();
+      }
+    },
+
+    async getDelivery(id) {
+      const record = deliveries.get(id);
+      return record ? copyDelivery(record) : null;
+    },
+
+    async listDeliveries(query: DeliveryQuery) {
+      const source =
+        query.webhookId !== undefined
+          ? [...(deliveriesByWebhook.get(query.webhookId) ?? [])].map((id) => deliveries.get(id)!)
+          : [...deliveries.values()];
+      const after = query.after;
+      return source
+        .filter(
+          (d) =>
+            (query.siteId === undefined || d.siteId === query.siteId) &&
+            (query.status === undefined || d.status === query.status) &&
+            (query.since === undefined || d.createdAt >= query.since) &&
+            (after === undefined || newestFirst(d, after) > 0),
+        )
+        .sort(newestFirst)
+        .slice(0, query.limit)
+        .map(copyDelivery);
+    },
+
+    async listAttempts(deliveryIds) {
+      return deliveryIds.flatMap((id) => (attempts.get(id) ?? []).map((attempt) => ({ ...attempt })));
+    },
+
+    async requeueDelivery(id, now) {
+      const delivery = deliveries.get(id);
+      if (delivery === undefined || (delivery.status !== 'failed' && delivery.status !== 'discarded'))
+        return null;
+      Object.assign(delivery, {
+        status: 'pending',
+        attempts: 0,
+        nextAttemptAt: now,
+        leaseExpiresAt: null,
+        updatedAt: now,
+      });
+      schedule(delivery);
+      notify();
+      return copyDelivery(delivery);
+    },
+
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+
+/** Sort order of the activity log: newest first, ties broken by id descending. */
+function newestFirst(a: { createdAt: Date; id: string }, b: { createdAt: Date; id: string }): number {
+  const byTime = b.createdAt.getTime() - a.createdAt.getTime();
+  if (byTime !== 0) return byTime;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}

@@ -1,0 +1,129 @@
+import type { EventType } from '../core/events.js';
+import type {
+  AttemptErrorCode,
+  AttemptRecord,
+  DeliveryRecord,
+  DeliveryStatus,
+  WebhookPatch,
+  WebhookRecord,
+} from '../core/records.js';
+
+export interface DeliveryQuery {
+  siteId?: string;
+  webhookId?: string;
+  status?: DeliveryStatus;
+  /** Only deliveries created at or after this time. */
+  since?: Date;
+  /** Newest first; continue strictly after this position. */
+  after?: { createdAt: Date; id: string };
+  limit: number;
+}
+
+export interface ClaimedDelivery {
+  delivery: DeliveryRecord;
+  webhook: WebhookRecord;
+}
+
+export type AttemptNext =
+  | { status: 'succeeded' }
+  | { status: 'pending'; nextAttemptAt: Date }
+  | { status: 'failed' };
+
+export interface AttemptOutcome {
+  attempt: AttemptRecord;
+  next: AttemptNext;
+  /** Disable the webhook at once with this reason (a 410 Gone). */
+  disableReason?: string;
+  /** Disable the webhook when this many deliveries in a row have failed. */
+  maxConsecutiveFailures: number;
+}
+
+export interface CompletionEffect {
+  deliveryId: string;
+  webhookId: string;
+  /** Set when this completion disabled the webhook. */
+  disabledReason: string | null;
+}
+
+/**
+ * Persistence for webhooks, deliveries and attempts. Adapters are thin I/O: the core owns ids, validation
+ * and retry decisions; the store owns atomicity (the per-site limit, claims, completion effects).
+ */
+export interface Store {
+  /** Inserts unless the site already has `maxPerSite` webhooks; atomic against concurrent calls. */
+  createWebhook(record: WebhookRecord, options: { maxPerSite: number }): Promise<'created' | 'limit_reached'>;
+  getWebhook(id: string): Promise<WebhookRecord | null>;
+  /** Oldest first. */
+  listWebhooks(siteId: string): Promise<WebhookRecord[]>;
+  /** Active webhooks of the site that subscribe to the event. */
+  findSubscribers(siteId: string, event: EventType): Promise<WebhookRecord[]>;
+  /**
+   * Applies the patch. When it makes an active webhook inactive, the webhook's pending deliveries become
+   * `discarded`.
+   */
+  updateWebhook(id: string, patch: WebhookPatch): Promise<WebhookRecord | null>;
+  /** Removes the webhook with its deliveries and attempts. */
+  deleteWebhook(id: string): Promise<boolean>;
+
+  insertDeliveries(deliveries: DeliveryRecord[]): Promise<void>;
+  /**
+   * Moves up to `limit` due `pending` deliveries (oldest due first) of active webhooks, and `delivering`
+   * ones whose lease expired, to `delivering` with a lease until `now + leaseMs`.
+   */
+  claimDeliveries(options: {
+    now: Date;
+    limit: number;
+    leaseMs: number;
+    excludeWebhookIds?: readonly string[];
+  }): Promise<ClaimedDelivery[]>;
+  /**
+   * Records each attempt and applies its outcome to the delivery and its webhook: `lastTriggered`, the
+   * consecutive-failure count, and disabling (which discards the webhook's pending deliveries).
+   */
+  completeAttempts(outcomes: AttemptOutcome[]): Promise<CompletionEffect[]>;
+  /** Returns `delivering` deliveries to `pending`, due at `now` (a worker stopping without attempting). */
+  releaseDeliveries(ids: readonly string[], now: Date): Promise<void>;
+  /** The earliest `nextAttemptAt` among pending deliveries of active webhooks, or the earliest lease expiry. */
+  nextDueAt(): Promise<Date | null>;
+  getDelivery(id: string): Promise<DeliveryRecord | null>;
+  /** Newest first (createdAt, then id, descending). */
+  listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]>;
+  /** Oldest first. */
+  listAttempts(deliveryIds: readonly string[]): Promise<AttemptRecord[]>;
+  /** A `failed` or `discarded` delivery becomes `pending` again, due at `now`; null if not in such a state. */
+  requeueDelivery(id: string, now: Date): Promise<DeliveryRecord | null>;
+  /**
+   * Optional: calls `listener` when deliveries may have become due (inserted, requeued, released), also when
+   * that happened in another process. The dispatcher still polls `nextDueAt` without it.
+   */
+  subscribe?(listener: () => void): () => void;
+}
+
+/** Wakes the dispatcher when work is due. */
+export interface Scheduler {
+  /** Call `run` at `at` (or as soon as possible if `at` is past); replaces any earlier wake-up. */
+  wakeAt(at: Date, run: () => void): void;
+  cancel(): void;
+}
+
+export interface TransportRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+}
+
+export type TransportResult =
+  | {
+      kind: 'response';
+      statusCode: number;
+      headers: Record<string, string | undefined>;
+      /** At most the first 4 KiB of the body. */
+      bodySnippet: string;
+    }
+  | { kind: 'error'; errorCode: AttemptErrorCode; message: string };
+
+export interface Transport {
+  send(request: TransportRequest): Promise<TransportResult>;
+  close(): Promise<void>;
+}

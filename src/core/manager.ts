@@ -1,0 +1,229 @@
+import type { Store } from '../adapters/types.js';
+import { MESSAGES, WebhookError } from './errors.js';
+import { newId, newSecret } from './ids.js';
+import type { WebhookPatch, WebhookRecord } from './records.js';
+import {
+  createWebhookSchema,
+  deliveryQuerySchema,
+  parse,
+  siteIdSchema,
+  updateWebhookSchema,
+  webhookIdSchema,
+} from './schemas.js';
+import { type Delivery, toDelivery, toWebhook, type Webhook, type WebhookWithSecret } from './views.js';
+
+export const DEFAULT_MAX_WEBHOOKS_PER_SITE = 10;
+
+export type Authorize<P> = (principal: P, siteId: string) => boolean | Promise<boolean>;
+
+export interface WebhookManagerOptions<P> {
+  store: Store;
+  /** Whether `principal` owns (may manage) `siteId`. */
+  authorize: Authorize<P>;
+  /** Allow URLs that point at loopback, private or reserved addresses. For tests and local demos only. */
+  allowPrivateNetworks?: boolean;
+  maxWebhooksPerSite?: number;
+  now?: () => Date;
+}
+
+export interface CreateWebhookInput {
+  siteId: string;
+  url: string;
+  events: string[];
+  description?: string | null;
+}
+
+export interface UpdateWebhookInput {
+  url?: string;
+  events?: string[];
+  description?: string | null;
+  active?: boolean;
+}
+
+export interface DeliveriesInput {
+  siteId?: string;
+  webhookId?: string;
+  status?: string;
+  since?: string | Date;
+  limit?: number | string;
+  cursor?: string;
+}
+
+/** The webhook registry: CRUD, limits, validation and ownership. Every call names the acting principal. */
+export class WebhookManager<P = unknown> {
+  readonly #store: Store;
+  readonly #authorize: Authorize<P>;
+  readonly #maxPerSite: number;
+  readonly #now: () => Date;
+  readonly #createSchema: ReturnType<typeof createWebhookSchema>;
+  readonly #updateSchema: ReturnType<typeof updateWebhookSchema>;
+
+  constructor(options: WebhookManagerOptions<P>) {
+    this.#store = options.store;
+    this.#authorize = options.authorize;
+    this.#maxPerSite = options.maxWebhooksPerSite ?? DEFAULT_MAX_WEBHOOKS_PER_SITE;
+    this.#now = options.now ?? (() => new Date());
+    const allowPrivate = options.allowPrivateNetworks ?? false;
+    this.#createSchema = createWebhookSchema(allowPrivate);
+    this.#updateSchema = updateWebhookSchema(allowPrivate);
+  }
+
+  async create(principal: P, input: CreateWebhookInput): Promise<{ webhook: WebhookWithSecret }> {
+    const { siteId, url, events, description } = parse(this.#createSchema, input);
+    await this.#requireSite(principal, siteId);
+    const now = this.#now();
+    const record: WebhookRecord = {
+      id: newId('wh'),
+      siteId,
+      url,
+      events,
+      description: description ?? null,
+      secret: newSecret(),
+      active: true,
+      disabledReason: null,
+      consecutiveFailures: 0,
+      createdAt: now,
+      updatedAt: now,
+      lastTriggered: null,
+    };
+    const outcome = await this.#store.createWebhook(record, { maxPerSite: this.#maxPerSite });
+    if (outcome === 'limit_reached') {
+      throw new WebhookError('webhook_limit_reached', `Maximum ${this.#maxPerSite} webhooks per site`);
+    }
+    return { webhook: { ...toWebhook(record), secret: record.secret } };
+  }
+
+  async list(principal: P, siteId: string): Promise<{ webhooks: Webhook[] }> {
+    const site = parse(siteIdSchema, siteId);
+    await this.#requireSite(principal, site);
+    const records = await this.#store.listWebhooks(site);
+    return { webhooks: records.map(toWebhook) };
+  }
+
+  async get(principal: P, id: string): Promise<{ webhook: Webhook }> {
+    return { webhook: toWebhook(await this.#requireWebhook(principal, id)) };
+  }
+
+  /** Changes url, events, description or `active`. Re-enabling clears the failure count and reason. */
+  async update(principal: P, id: string, input: UpdateWebhookInput): Promise<{ webhook: Webhook }> {
+    const changes = parse(this.#updateSchema, input);
+    const current = await this.#requireWebhook(principal, id);
+    const patch: WebhookPatch = { updatedAt: this.#now() };
+    if (changes.url !== undefined) patch.url = changes.url;
+    if (changes.events !== undefined) patch.events = changes.events;
+    if (changes.description !== undefined) patch.description = changes.description;
+    if (changes.active === true && !current.active) {
+      Object.assign(patch, { active: true, disabledReason: null, consecutiveFailures: 0 });
+    } else if (changes.active === false && current.active) {
+      Object.assign(patch, { active: false, disabledReason: 'Disabled by user' });
+    }
+    const updated = await this.#store.updateWebhook(current.id, patch);
+    if (updated === null) throw new WebhookError('webhook_not_found', MESSAGES.webhookNotFound);
+    return { webhook: toWebhook(updated) };
+  }
+
+  async delete(principal: P, id: string): Promise<{ success: true; message: string }> {
+    const current = await this.#requireWebhook(principal, id);
+    if (!(await this.#store.deleteWebhook(current.id))) {
+      throw new WebhookError('webhook_not_found', MESSAGES.webhookNotFound);
+    }
+    return { success: true, message: 'Webhook deleted successfully' };
+  }
+
+  /** Replaces the secret at once and returns the new one; like `create`, the only time it is shown. */
+  async rotateSecret(principal: P, id: string): Promise<{ webhook: WebhookWithSecret }> {
+    const current = await this.#requireWebhook(principal, id);
+    const secret = newSecret();
+    const updated = await this.#store.updateWebhook(current.id, { secret, updatedAt: this.#now() });
+    if (updated === null) throw new WebhookError('webhook_not_found', MESSAGES.webhookNotFound);
+    return { webhook: { ...toWebhook(updated), secret } };
+  }
+
+  /** The activity log: deliveries (newest first) with every attempt, a page at a time. */
+  async deliveries(
+    principal: P,
+    input: DeliveriesInput,
+  ): Promise<{ deliveries: Delivery[]; nextCursor: string | null }> {
+    const query = parse(deliveryQuerySchema, input);
+    if (query.webhookId !== undefined) {
+      await this.#requireWebhook(principal, query.webhookId);
+    } else if (query.siteId !== undefined) {
+      await this.#requireSite(principal, query.siteId);
+    }
+    const records = await this.#store.listDeliveries({
+      ...(query.siteId !== undefined && { siteId: query.siteId }),
+      ...(query.webhookId !== undefined && { webhookId: query.webhookId }),
+      ...(query.status !== undefined && { status: query.status }),
+      ...(query.since !== undefined && { since: query.since }),
+      ...(query.cursor !== undefined && { after: decodeCursor(query.cursor) }),
+      limit: query.limit + 1,
+    });
+    const page = records.slice(0, query.limit);
+    const attempts = await this.#store.listAttempts(page.map((delivery) => delivery.id));
+    const last = page.at(-1);
+    return {
+      deliveries: page.map((delivery) =>
+        toDelivery(
+          delivery,
+          attempts.filter((attempt) => attempt.deliveryId === delivery.id),
+        ),
+      ),
+      nextCursor: records.length > query.limit && last ? encodeCursor(last.createdAt, last.id) : null,
+    };
+  }
+
+  /** Queues a failed or discarded delivery again, from attempt 1. The webhook must be active. */
+  async redeliver(principal: P, deliveryId: string): Promise<{ delivery: Delivery }> {
+    const id = parse(webhookIdSchema, deliveryId);
+    const delivery = await this.#store.getDelivery(id);
+    const webhook = delivery && (await this.#store.getWebhook(delivery.webhookId));
+    if (!delivery || !webhook || !(await this.#authorize(principal, webhook.siteId))) {
+      throw new WebhookError('delivery_not_found', MESSAGES.deliveryNotFound);
+    }
+    if (!webhook.active) {
+      throw new WebhookError(
+        'delivery_not_redeliverable',
+        'Webhook is disabled; re-enable it before redelivering',
+      );
+    }
+    const requeued = await this.#store.requeueDelivery(id, this.#now());
+    if (requeued === null) {
+      throw new WebhookError(
+        'delivery_not_redeliverable',
+        'Only failed or discarded deliveries can be redelivered',
+      );
+    }
+    return { delivery: toDelivery(requeued, await this.#store.listAttempts([id])) };
+  }
+
+  async #requireSite(principal: P, siteId: string): Promise<void> {
+    if (!(await this.#authorize(principal, siteId)))
+      throw new WebhookError('access_denied', MESSAGES.accessDenied);
+  }
+
+  /** Missing and not-yours look the same, so ids of other tenants' webhooks do not leak. */
+  async #requireWebhook(principal: P, id: string): Promise<WebhookRecord> {
+    const webhookId = parse(webhookIdSchema, id);
+    const record = await this.#store.getWebhook(webhookId);
+    if (record === null || !(await this.#authorize(principal, record.siteId))) {
+      throw new WebhookError('webhook_not_found', MESSAGES.webhookNotFound);
+    }
+    return record;
+  }
+}
+
+function encodeCursor(createdAt: Date, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt.getTime(), id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && Number.isFinite(value[0]) && typeof value[1] === 'string') {
+      return { createdAt: new Date(value[0] as number), id: value[1] };
+    }
+  } catch {
+    // falls through to the error below
+  }
+  throw new WebhookError('validation_failed', 'cursor is invalid');
+}

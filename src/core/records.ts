@@ -1,0 +1,74 @@
+import type { EventType } from './events.js';
+
+/** A webhook as the store keeps it. Only the manager ever hands the secret out, and only once. */
+export interface WebhookRecord {
+  id: string;
+  siteId: string;
+  url: string;
+  events: EventType[];
+  description: string | null;
+  secret: string;
+  active: boolean;
+  disabledReason: string | null;
+  consecutiveFailures: number;
+  createdAt: Date;
+  updatedAt: Date;
+  lastTriggered: Date | null;
+}
+
+export type WebhookPatch = Partial<
+  Pick<
+    WebhookRecord,
+    'url' | 'events' | 'description' | 'secret' | 'active' | 'disabledReason' | 'consecutiveFailures'
+  >
+> & { updatedAt: Date };
+
+export const DELIVERY_STATUSES = ['pending', 'delivering', 'succeeded', 'failed', 'discarded'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+export interface DeliveryRecord {
+  id: string;
+  webhookId: string;
+  siteId: string;
+  event: EventType;
+  /** The exact bytes that are signed and sent. */
+  body: string;
+  status: DeliveryStatus;
+  /** Attempts made so far. */
+  attempts: number;
+  /** When the next attempt is due; set while `pending`. */
+  nextAttemptAt: Date | null;
+  /** Until when a worker holds the delivery; set while `delivering`. */
+  leaseExpiresAt: Date | null;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Why an attempt failed, when no usable HTTP status explains it. */
+export const ATTEMPT_ERROR_CODES = [
+  'timeout',
+  'dns',
+  'connection_refused',
+  'connection_reset',
+  'tls',
+  'redirect',
+  'blocked_address',
+  'network',
+] as const;
+export type AttemptErrorCode = (typeof ATTEMPT_ERROR_CODES)[number];
+
+export interface AttemptRecord {
+  deliveryId: string;
+  webhookId: string;
+  /** 1-based. */
+  attempt: number;
+  startedAt: Date;
+  durationMs: number;
+  statusCode: number | null;
+  errorCode: AttemptErrorCode | null;
+  /** At most the first 4 KiB of the response body, as text. */
+  responseSnippet: string | null;
+  ok: boolean;
+}

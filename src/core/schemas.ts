@@ -1,0 +1,158 @@
+import { z } from 'zod';
+import { MESSAGES, WebhookError, type WebhookErrorCode } from './errors.js';
+import { EVENT_TYPES, type EventType, isEventType } from './events.js';
+import { privateHostReason } from './network.js';
+import { DELIVERY_STATUSES } from './records.js';
+
+export const MAX_URL_LENGTH = 2048;
+export const MAX_EVENTS_PER_WEBHOOK = EVENT_TYPES.length;
+export const MAX_DESCRIPTION_LENGTH = 500;
+
+/** Zod issues carry the error code they should surface as in `params.code`. */
+function fail(ctx: z.RefinementCtx, code: WebhookErrorCode, message: string): void {
+  ctx.addIssue({ code: 'custom', message, params: { code } });
+}
+
+function shown(value: unknown): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+}
+
+export const siteIdSchema = z
+  .string({
+    error: (issue) => (issue.input === undefined ? 'siteId is required' : 'siteId must be a string'),
+  })
+  .min(1, 'siteId is required')
+  .max(128, 'siteId must be at most 128 characters')
+  .regex(/^[\w.:-]+$/, 'siteId may contain only letters, digits, "_", "-", "." and ":"');
+
+const idSchema = (name: string) =>
+  z
+    .string({
+      error: (issue) => (issue.input === undefined ? `${name} is required` : `${name} must be a string`),
+    })
+    .min(1, `${name} is required`)
+    .max(128, `${name} is too long`);
+
+export const webhookIdSchema = idSchema('id');
+
+/** Checks a webhook URL and returns it normalised (WHATWG serialisation), as it will be stored and called. */
+export function urlSchema(allowPrivateNetworks: boolean) {
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? 'url is required' : 'url must be a string') })
+    .transform((raw, ctx) => {
+      if (raw.length > MAX_URL_LENGTH) {
+        fail(ctx, 'invalid_url', `URL must be at most ${MAX_URL_LENGTH} characters`);
+        return z.NEVER;
+      }
+      if (!URL.canParse(raw)) {
+        fail(ctx, 'invalid_url', 'URL must be an absolute URL');
+        return z.NEVER;
+      }
+      const url = new URL(raw);
+      if (url.protocol !== 'https:') {
+        fail(ctx, 'url_not_https', MESSAGES.urlNotHttps);
+        return z.NEVER;
+      }
+      if (url.username !== '' || url.password !== '') {
+        fail(ctx, 'invalid_url', 'URL must not contain credentials');
+        return z.NEVER;
+      }
+      if (url.hash !== '' || raw.includes('#')) {
+        fail(ctx, 'invalid_url', 'URL must not contain a fragment');
+        return z.NEVER;
+      }
+      if (!allowPrivateNetworks) {
+        const reason = privateHostReason(url.hostname);
+        if (reason !== null) {
+          fail(ctx, 'private_address', reason);
+          return z.NEVER;
+        }
+      }
+      if (url.href.length > MAX_URL_LENGTH) {
+        fail(ctx, 'invalid_url', `URL must be at most ${MAX_URL_LENGTH} characters`);
+        return z.NEVER;
+      }
+      return url.href;
+    });
+}
+
+export const eventsSchema = z
+  .array(z.unknown(), { error: 'events must be an array of event types' })
+  .transform((events, ctx): EventType[] => {
+    if (events.length === 0) {
+      fail(ctx, 'validation_failed', 'events must contain at least one event type');
+      return z.NEVER;
+    }
+    const seen = new Set<EventType>();
+    for (const event of events) {
+      if (!isEventType(event)) {
+        fail(ctx, 'invalid_event_type', MESSAGES.invalidEventType(shown(event)));
+        return z.NEVER;
+      }
+      if (seen.has(event)) {
+        fail(ctx, 'validation_failed', `Duplicate event type: ${event}`);
+        return z.NEVER;
+      }
+      seen.add(event);
+    }
+    if (seen.size > MAX_EVENTS_PER_WEBHOOK) {
+      fail(ctx, 'validation_failed', `Maximum ${MAX_EVENTS_PER_WEBHOOK} event types per webhook`);
+      return z.NEVER;
+    }
+    return [...seen];
+  });
+
+const descriptionSchema = z
+  .string({ error: 'description must be a string' })
+  .max(MAX_DESCRIPTION_LENGTH, `description must be at most ${MAX_DESCRIPTION_LENGTH} characters`)
+  .nullable();
+
+const objectSchema = <T extends z.ZodRawShape>(shape: T) =>
+  z.object(shape, { error: 'Request body must be a JSON object' });
+
+export function createWebhookSchema(allowPrivateNetworks: boolean) {
+  return objectSchema({
+    siteId: siteIdSchema,
+    url: urlSchema(allowPrivateNetworks),
+    events: eventsSchema,
+    description: descriptionSchema.optional(),
+  });
+}
+
+export function updateWebhookSchema(allowPrivateNetworks: boolean) {
+  return objectSchema({
+    url: urlSchema(allowPrivateNetworks).optional(),
+    events: eventsSchema.optional(),
+    description: descriptionSchema.optional(),
+    active: z.boolean({ error: 'active must be a boolean' }).optional(),
+  });
+}
+
+export const deliveryQuerySchema = objectSchema({
+  siteId: siteIdSchema.optional(),
+  webhookId: idSchema('webhookId').optional(),
+  status: z
+    .enum(DELIVERY_STATUSES, { error: `status must be one of: ${DELIVERY_STATUSES.join(', ')}` })
+    .optional(),
+  since: z.coerce.date({ error: 'since must be a date' }).optional(),
+  limit: z.coerce
+    .number({ error: 'limit must be a number' })
+    .int('limit must be an integer')
+    .min(1, 'limit must be between 1 and 100')
+    .max(100, 'limit must be between 1 and 100')
+    .default(50),
+  cursor: z.string({ error: 'cursor must be a string' }).max(200, 'cursor is invalid').optional(),
+}).refine((query) => (query.siteId === undefined) !== (query.webhookId === undefined), {
+  message: 'Exactly one of siteId or webhookId is required',
+});
+
+/** Parses `input` or throws the first problem as a `WebhookError` carrying the spec's message. */
+export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const params =
+    issue && 'params' in issue ? (issue.params as { code?: WebhookErrorCode } | undefined) : undefined;
+  throw new WebhookError(params?.code ?? 'validation_failed', issue?.message ?? 'Invalid request');
+}

@@ -1,0 +1,2 @@
+// The Postgres adapter arrives with its own issue; this entry point exists so the package layout is final.
+export {};

@@ -1,0 +1,1 @@
+export { type StoreSuiteOptions, testStore } from './testing/store-suite.js';

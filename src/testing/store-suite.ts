@@ -1,0 +1,428 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AttemptOutcome, Store } from '../adapters/types.js';
+import { newId, newSecret } from '../core/ids.js';
+import type { AttemptRecord, DeliveryRecord, WebhookRecord } from '../core/records.js';
+
+export interface StoreSuiteOptions {
+  /** A fresh, empty store for each test. */
+  create: () => Store | Promise<Store>;
+  /** Called after each test with the store `create` returned. */
+  destroy?: (store: Store) => void | Promise<void>;
+}
+
+const T0 = new Date('2026-01-01T00:00:00.000Z');
+const at = (ms: number): Date => new Date(T0.getTime() + ms);
+
+function webhook(overrides: Partial<WebhookRecord> = {}): WebhookRecord {
+  return {
+    id: newId('wh'),
+    siteId: 'site_a',
+    url: 'https://receiver.example/hook',
+    events: ['pageview', 'goal'],
+    description: null,
+    secret: newSecret(),
+    active: true,
+    disabledReason: null,
+    consecutiveFailures: 0,
+    createdAt: T0,
+    updatedAt: T0,
+    lastTriggered: null,
+    ...overrides,
+  };
+}
+
+function delivery(hook: WebhookRecord, overrides: Partial<DeliveryRecord> = {}): DeliveryRecord {
+  return {
+    id: newId('dlv'),
+    webhookId: hook.id,
+    siteId: hook.siteId,
+    event: 'pageview',
+    body: '{"event":"pageview"}',
+    status: 'pending',
+    attempts: 0,
+    nextAttemptAt: T0,
+    leaseExpiresAt: null,
+    lastStatusCode: null,
+    lastError: null,
+    createdAt: T0,
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
+function attempt(d: DeliveryRecord, number: number, overrides: Partial<AttemptRecord> = {}): AttemptRecord {
+  return {
+    deliveryId: d.id,
+    webhookId: d.webhookId,
+    attempt: number,
+    startedAt: at(number * 1000),
+    durationMs: 12,
+    statusCode: 200,
+    errorCode: null,
+    responseSnippet: 'OK',
+    ok: true,
+    ...overrides,
+  };
+}
+
+const failedAttempt = (d: DeliveryRecord, number: number): AttemptRecord =>
+  attempt(d, number, { statusCode: 500, ok: false, responseSnippet: 'boom' });
+
+/**
+ * The store conformance suite: every `Store` adapter must pass it unchanged. Call it inside a test file:
+ * `testStore({ create: () => memoryStore() })`.
+ */
+export function testStore(options: StoreSuiteOptions): void {
+  let store: Store;
+
+  beforeEach(async () => {
+    store = await options.create();
+  });
+  afterEach(async () => {
+    await options.destroy?.(store);
+  });
+
+  const claimAll = (
+    now: Date,
+    extra: { excludeWebhookIds?: string[]; limit?: number; leaseMs?: number } = {},
+  ) => store.claimDeliveries({ now, limit: extra.limit ?? 100, leaseMs: extra.leaseMs ?? 30_000, ...extra });
+
+  const complete = (outcome: Partial<AttemptOutcome> & Pick<AttemptOutcome, 'attempt' | 'next'>) =>
+    store.completeAttempts([{ maxConsecutiveFailures: 10, ...outcome }]);
+
+  describe('webhooks', () => {
+    it('creates, reads back and lists webhooks of a site, oldest first', async () => {
+      const first = webhook({ createdAt: at(1) });
+      const second = webhook({ createdAt: at(2), events: ['alert'], description: 'two' });
+      const elsewhere = webhook({ siteId: 'site_b' });
+      expect(await store.createWebhook(second, { maxPerSite: 10 })).toBe('created');
+      expect(await store.createWebhook(first, { maxPerSite: 10 })).toBe('created');
+      expect(await store.createWebhook(elsewhere, { maxPerSite: 10 })).toBe('created');
+
+      expect(await store.getWebhook(second.id)).toEqual(second);
+      expect((await store.listWebhooks('site_a')).map((w) => w.id)).toEqual([first.id, second.id]);
+      expect(await store.listWebhooks('site_none')).toEqual([]);
+      expect(await store.getWebhook('wh_missing')).toBeNull();
+    });
+
+    it('hands out copies: mutating a result does not change the store', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      const read = await store.getWebhook(record.id);
+      read!.events.push('alert');
+      read!.url = 'https://changed.example/';
+      expect(await store.getWebhook(record.id)).toEqual(record);
+    });
+
+    it('refuses a webhook beyond maxPerSite, per site', async () => {
+      for (let i = 0; i < 3; i++) {
+        expect(await store.createWebhook(webhook(), { maxPerSite: 3 })).toBe('created');
+      }
+      expect(await store.createWebhook(webhook(), { maxPerSite: 3 })).toBe('limit_reached');
+      expect(await store.createWebhook(webhook({ siteId: 'site_b' }), { maxPerSite: 3 })).toBe('created');
+      expect(await store.listWebhooks('site_a')).toHaveLength(3);
+    });
+
+    it('holds the per-site limit under 50 concurrent creates', async () => {
+      const outcomes = await Promise.all(
+        Array.from({ length: 50 }, () => store.createWebhook(webhook(), { maxPerSite: 10 })),
+      );
+      expect(outcomes.filter((o) => o === 'created')).toHaveLength(10);
+      expect(await store.listWebhooks('site_a')).toHaveLength(10);
+    });
+
+    it('finds the active subscribers of an event', async () => {
+      const pageviews = webhook({ events: ['pageview'] });
+      const goals = webhook({ events: ['goal'] });
+      const inactive = webhook({ events: ['pageview'], active: false });
+      const otherSite = webhook({ siteId: 'site_b', events: ['pageview'] });
+      for (const w of [pageviews, goals, inactive, otherSite])
+        await store.createWebhook(w, { maxPerSite: 10 });
+      expect((await store.findSubscribers('site_a', 'pageview')).map((w) => w.id)).toEqual([pageviews.id]);
+      expect((await store.findSubscribers('site_a', 'session_end')).map((w) => w.id)).toEqual([]);
+    });
+
+    it('updates fields and returns the new record; null for an unknown id', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      const updated = await store.updateWebhook(record.id, {
+        url: 'https://new.example/hook',
+        events: ['alert'],
+        description: 'changed',
+        updatedAt: at(5),
+      });
+      expect(updated).toMatchObject({
+        url: 'https://new.example/hook',
+        events: ['alert'],
+        description: 'changed',
+      });
+      expect(updated!.updatedAt).toEqual(at(5));
+      expect(await store.getWebhook(record.id)).toEqual(updated);
+      expect(await store.updateWebhook('wh_missing', { updatedAt: at(5) })).toBeNull();
+    });
+
+    it('discards pending deliveries when a webhook is made inactive', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      const pending = delivery(record);
+      await store.insertDeliveries([pending]);
+      await store.updateWebhook(record.id, {
+        active: false,
+        disabledReason: 'Disabled by user',
+        updatedAt: at(1),
+      });
+      expect((await store.getDelivery(pending.id))!.status).toBe('discarded');
+      expect(await claimAll(at(10))).toEqual([]);
+      expect(await store.nextDueAt()).toBeNull();
+    });
+
+    it('deletes a webhook with its deliveries and attempts', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 1 });
+      const d = delivery(record);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0));
+      await complete({ attempt: attempt(d, 1), next: { status: 'succeeded' } });
+      expect(await store.deleteWebhook(record.id)).toBe(true);
+      expect(await store.getWebhook(record.id)).toBeNull();
+      expect(await store.getDelivery(d.id)).toBeNull();
+      expect(await store.listAttempts([d.id])).toEqual([]);
+      expect(await store.deleteWebhook(record.id)).toBe(false);
+      expect(await store.createWebhook(webhook(), { maxPerSite: 1 })).toBe('created');
+    });
+  });
+
+  describe('delivery queue', () => {
+    let hook: WebhookRecord;
+    beforeEach(async () => {
+      hook = webhook();
+      await store.createWebhook(hook, { maxPerSite: 10 });
+    });
+
+    it('claims only due deliveries, earliest due first, up to the limit, under a lease', async () => {
+      const later = delivery(hook, { nextAttemptAt: at(3000) });
+      const first = delivery(hook, { nextAttemptAt: at(0) });
+      const second = delivery(hook, { nextAttemptAt: at(1000) });
+      await store.insertDeliveries([later, second, first]);
+
+      const claimed = await claimAll(at(2000), { limit: 1, leaseMs: 60_000 });
+      expect(claimed.map((c) => c.delivery.id)).toEqual([first.id]);
+      expect(claimed[0]!.delivery).toMatchObject({ status: 'delivering', leaseExpiresAt: at(62_000) });
+      expect(claimed[0]!.webhook).toEqual(hook);
+
+      expect((await claimAll(at(2000))).map((c) => c.delivery.id)).toEqual([second.id]);
+      expect(await claimAll(at(2000))).toEqual([]);
+      expect((await store.getDelivery(later.id))!.status).toBe('pending');
+    });
+
+    it('skips excluded webhooks without losing their deliveries', async () => {
+      const other = webhook();
+      await store.createWebhook(other, { maxPerSite: 10 });
+      const mine = delivery(hook);
+      const theirs = delivery(other);
+      await store.insertDeliveries([mine, theirs]);
+      const claimed = await claimAll(at(0), { excludeWebhookIds: [hook.id] });
+      expect(claimed.map((c) => c.delivery.id)).toEqual([theirs.id]);
+      expect((await claimAll(at(0))).map((c) => c.delivery.id)).toEqual([mine.id]);
+    });
+
+    it('reclaims a delivery whose lease expired', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0), { leaseMs: 1000 });
+      expect(await claimAll(at(999))).toEqual([]);
+      expect(await store.nextDueAt()).toEqual(at(1000));
+      const again = await claimAll(at(1000), { leaseMs: 1000 });
+      expect(again.map((c) => c.delivery.id)).toEqual([d.id]);
+      expect(again[0]!.delivery.leaseExpiresAt).toEqual(at(2000));
+    });
+
+    it('reports when the next delivery is due', async () => {
+      expect(await store.nextDueAt()).toBeNull();
+      await store.insertDeliveries([
+        delivery(hook, { nextAttemptAt: at(500) }),
+        delivery(hook, { nextAttemptAt: at(200) }),
+      ]);
+      expect(await store.nextDueAt()).toEqual(at(200));
+    });
+
+    it('records a successful attempt and resets the failure count', async () => {
+      await store.updateWebhook(hook.id, { consecutiveFailures: 3, updatedAt: at(0) });
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0));
+      const done = attempt(d, 1);
+      expect(await complete({ attempt: done, next: { status: 'succeeded' } })).toEqual([
+        { deliveryId: d.id, webhookId: hook.id, disabledReason: null },
+      ]);
+      expect(await store.getDelivery(d.id)).toMatchObject({
+        status: 'succeeded',
+        attempts: 1,
+        nextAttemptAt: null,
+        leaseExpiresAt: null,
+        lastStatusCode: 200,
+        lastError: null,
+      });
+      expect(await store.listAttempts([d.id])).toEqual([done]);
+      const after = await store.getWebhook(hook.id);
+      expect(after!.consecutiveFailures).toBe(0);
+      expect(after!.lastTriggered).toEqual(done.startedAt);
+    });
+
+    it('schedules a retry, then marks the delivery failed and counts it', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0));
+      await complete({ attempt: failedAttempt(d, 1), next: { status: 'pending', nextAttemptAt: at(6000) } });
+      expect(await store.getDelivery(d.id)).toMatchObject({
+        status: 'pending',
+        attempts: 1,
+        lastStatusCode: 500,
+      });
+      expect(await store.nextDueAt()).toEqual(at(6000));
+      expect(await claimAll(at(5999))).toEqual([]);
+      expect(await claimAll(at(6000))).toHaveLength(1);
+      const timeout = attempt(d, 2, {
+        statusCode: null,
+        errorCode: 'timeout',
+        ok: false,
+        responseSnippet: null,
+      });
+      await complete({ attempt: timeout, next: { status: 'failed' } });
+      expect(await store.getDelivery(d.id)).toMatchObject({
+        status: 'failed',
+        attempts: 2,
+        lastError: 'timeout',
+      });
+      expect((await store.listAttempts([d.id])).map((a) => a.attempt)).toEqual([1, 2]);
+      expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(1);
+    });
+
+    it('disables a webhook after N consecutive failed deliveries and discards its pending ones', async () => {
+      const failing = [delivery(hook), delivery(hook)];
+      const waiting = delivery(hook, { nextAttemptAt: at(60_000) });
+      await store.insertDeliveries([...failing, waiting]);
+      await claimAll(at(0));
+      const effects = await store.completeAttempts(
+        failing.map((d) => ({
+          attempt: failedAttempt(d, 1),
+          next: { status: 'failed' },
+          maxConsecutiveFailures: 2,
+        })),
+      );
+      expect(effects.map((e) => e.disabledReason)).toEqual([
+        null,
+        'Disabled after 2 consecutive failed deliveries',
+      ]);
+      expect(await store.getWebhook(hook.id)).toMatchObject({
+        active: false,
+        disabledReason: 'Disabled after 2 consecutive failed deliveries',
+        consecutiveFailures: 2,
+      });
+      expect((await store.getDelivery(waiting.id))!.status).toBe('discarded');
+      expect(await store.findSubscribers(hook.siteId, 'pageview')).toEqual([]);
+    });
+
+    it('disables at once when told to (410 Gone)', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0));
+      const gone = attempt(d, 1, { statusCode: 410, ok: false });
+      const [effect] = await complete({
+        attempt: gone,
+        next: { status: 'failed' },
+        disableReason: 'Endpoint returned 410 Gone',
+      });
+      expect(effect!.disabledReason).toBe('Endpoint returned 410 Gone');
+      expect(await store.getWebhook(hook.id)).toMatchObject({
+        active: false,
+        disabledReason: 'Endpoint returned 410 Gone',
+      });
+    });
+
+    it('releases claimed deliveries back to pending, due now', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0), { leaseMs: 60_000 });
+      await store.releaseDeliveries([d.id], at(10));
+      expect(await store.getDelivery(d.id)).toMatchObject({
+        status: 'pending',
+        nextAttemptAt: at(10),
+        leaseExpiresAt: null,
+      });
+      expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([d.id]);
+    });
+
+    it('requeues only failed or discarded deliveries, from attempt 0', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      expect(await store.requeueDelivery(d.id, at(1))).toBeNull();
+      await claimAll(at(0));
+      await complete({ attempt: failedAttempt(d, 1), next: { status: 'failed' } });
+      const requeued = await store.requeueDelivery(d.id, at(50));
+      expect(requeued).toMatchObject({ id: d.id, status: 'pending', attempts: 0, nextAttemptAt: at(50) });
+      expect((await claimAll(at(50))).map((c) => c.delivery.id)).toEqual([d.id]);
+      expect(await store.requeueDelivery('dlv_missing', at(1))).toBeNull();
+    });
+
+    it('pages through the activity log newest first with filters', async () => {
+      const other = webhook({ siteId: 'site_b' });
+      await store.createWebhook(other, { maxPerSite: 10 });
+      const mine = Array.from({ length: 5 }, (_, i) => delivery(hook, { createdAt: at(i * 1000) }));
+      const theirs = delivery(other, { createdAt: at(2500) });
+      await store.insertDeliveries([...mine, theirs]);
+
+      const firstPage = await store.listDeliveries({ webhookId: hook.id, limit: 2 });
+      expect(firstPage.map((d) => d.id)).toEqual([mine[4]!.id, mine[3]!.id]);
+      const last = firstPage[1]!;
+      const secondPage = await store.listDeliveries({ webhookId: hook.id, limit: 10, after: last });
+      expect(secondPage.map((d) => d.id)).toEqual([mine[2]!.id, mine[1]!.id, mine[0]!.id]);
+
+      expect((await store.listDeliveries({ siteId: 'site_b', limit: 10 })).map((d) => d.id)).toEqual([
+        theirs.id,
+      ]);
+      expect(await store.listDeliveries({ siteId: 'site_a', since: at(3000), limit: 10 })).toHaveLength(2);
+      expect(await store.listDeliveries({ siteId: 'site_a', status: 'failed', limit: 10 })).toEqual([]);
+    });
+
+    it('breaks createdAt ties by id so paging never skips or repeats', async () => {
+      const same = Array.from({ length: 6 }, () => delivery(hook, { createdAt: at(0) }));
+      await store.insertDeliveries(same);
+      const seen: string[] = [];
+      let after: DeliveryRecord | undefined;
+      for (;;) {
+        const page: DeliveryRecord[] = await store.listDeliveries({
+          webhookId: hook.id,
+          limit: 4,
+          ...(after && { after }),
+        });
+        seen.push(...page.map((d) => d.id));
+        if (page.length < 4) break;
+        after = page.at(-1);
+      }
+      expect(seen).toHaveLength(6);
+      expect(new Set(seen)).toEqual(new Set(same.map((d) => d.id)));
+    });
+
+    it('notifies subscribers when deliveries are queued (if the store supports it)', async () => {
+      if (store.subscribe === undefined) return;
+      let calls = 0;
+      const unsubscribe = store.subscribe(() => calls++);
+      await store.insertDeliveries([delivery(hook)]);
+      await vitestWaitFor(() => calls > 0);
+      unsubscribe();
+      const before = calls;
+      await store.insertDeliveries([delivery(hook)]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(calls).toBe(before);
+    });
+  });
+}
+
+async function vitestWaitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a store notification');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

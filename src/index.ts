@@ -2,6 +2,7 @@ export type {
   AttemptNext,
   AttemptOutcome,
   ClaimedDelivery,
+  ClaimOptions,
   CompletionEffect,
   DeliveryQuery,
   Scheduler,
@@ -10,6 +11,19 @@ export type {
   TransportRequest,
   TransportResult,
 } from './adapters/types.js';
+export {
+  type AttemptInfo,
+  type AttemptStartInfo,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_CONSECUTIVE_FAILURES,
+  DEFAULT_PER_WEBHOOK_CONCURRENCY,
+  DEFAULT_TIMEOUT_MS,
+  Dispatcher,
+  type DispatcherEvents,
+  type DispatcherOptions,
+  type Logger,
+  type WebhookDisabledInfo,
+} from './core/dispatcher.js';
 export { ERROR_STATUS, WebhookError, type WebhookErrorCode } from './core/errors.js';
 export * from './core/events.js';
 export {
@@ -21,5 +35,14 @@ export {
   WebhookManager,
   type WebhookManagerOptions,
 } from './core/manager.js';
+export { type EmitInput, MAX_PAYLOAD_BYTES } from './core/payload.js';
 export * from './core/records.js';
+export { LONG_RETRY_POLICY, type RetryPolicy, SPEC_RETRY_POLICY } from './core/retry.js';
+export { timerScheduler } from './core/timer-scheduler.js';
 export type { Attempt, Delivery, Webhook, WebhookWithSecret } from './core/views.js';
+export {
+  RESPONSE_SNIPPET_BYTES,
+  type UndiciTransportOptions,
+  undiciTransport,
+} from './transport/undici-transport.js';
+export { USER_AGENT, VERSION } from './version.js';

@@ -19,6 +19,16 @@ export interface DeliveryQuery {
   limit: number;
 }
 
+export interface ClaimOptions {
+  now: Date;
+  limit: number;
+  leaseMs: number;
+  /** Default: no per-webhook cap. */
+  perWebhookLimit?: number;
+  /** Deliveries per webhook the caller already has in flight. */
+  busyWebhooks?: ReadonlyMap<string, number>;
+}
+
 export interface ClaimedDelivery {
   delivery: DeliveryRecord;
   webhook: WebhookRecord;
@@ -41,6 +51,7 @@ export interface AttemptOutcome {
 export interface CompletionEffect {
   deliveryId: string;
   webhookId: string;
+  siteId: string;
   /** Set when this completion disabled the webhook. */
   disabledReason: string | null;
 }
@@ -67,15 +78,12 @@ export interface Store {
 
   insertDeliveries(deliveries: DeliveryRecord[]): Promise<void>;
   /**
-   * Moves up to `limit` due `pending` deliveries (oldest due first) of active webhooks, and `delivering`
-   * ones whose lease expired, to `delivering` with a lease until `now + leaseMs`.
+   * Moves up to `limit` due `pending` deliveries of active webhooks, and `delivering` ones whose lease
+   * expired, to `delivering` with a lease until `now + leaseMs`. Earliest due first, except that at most
+   * `perWebhookLimit - busyWebhooks.get(webhookId)` are taken for any one webhook: a backlog for one
+   * endpoint never hides other endpoints' due deliveries.
    */
-  claimDeliveries(options: {
-    now: Date;
-    limit: number;
-    leaseMs: number;
-    excludeWebhookIds?: readonly string[];
-  }): Promise<ClaimedDelivery[]>;
+  claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]>;
   /**
    * Records each attempt and applies its outcome to the delivery and its webhook: `lastTriggered`, the
    * consecutive-failure count, and disabling (which discards the webhook's pending deliveries).
@@ -83,8 +91,11 @@ export interface Store {
   completeAttempts(outcomes: AttemptOutcome[]): Promise<CompletionEffect[]>;
   /** Returns `delivering` deliveries to `pending`, due at `now` (a worker stopping without attempting). */
   releaseDeliveries(ids: readonly string[], now: Date): Promise<void>;
-  /** The earliest `nextAttemptAt` among pending deliveries of active webhooks, or the earliest lease expiry. */
-  nextDueAt(): Promise<Date | null>;
+  /**
+   * When `claimDeliveries` will next find something: the earliest due time (or lease expiry) among
+   * deliveries of active webhooks, leaving out the excluded ones (webhooks the caller has no slot for).
+   */
+  nextDueAt(options?: { excludeWebhookIds?: readonly string[] }): Promise<Date | null>;
   getDelivery(id: string): Promise<DeliveryRecord | null>;
   /** Newest first (createdAt, then id, descending). */
   listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]>;

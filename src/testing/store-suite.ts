@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AttemptOutcome, Store } from '../adapters/types.js';
+import type { AttemptOutcome, ClaimOptions, Store } from '../adapters/types.js';
 import { newId, newSecret } from '../core/ids.js';
 import type { AttemptRecord, DeliveryRecord, WebhookRecord } from '../core/records.js';
 
@@ -82,10 +82,8 @@ export function testStore(options: StoreSuiteOptions): void {
     await options.destroy?.(store);
   });
 
-  const claimAll = (
-    now: Date,
-    extra: { excludeWebhookIds?: string[]; limit?: number; leaseMs?: number } = {},
-  ) => store.claimDeliveries({ now, limit: extra.limit ?? 100, leaseMs: extra.leaseMs ?? 30_000, ...extra });
+  const claimAll = (now: Date, extra: Partial<ClaimOptions> = {}) =>
+    store.claimDeliveries({ now, limit: 100, leaseMs: 30_000, ...extra });
 
   const complete = (outcome: Partial<AttemptOutcome> & Pick<AttemptOutcome, 'attempt' | 'next'>) =>
     store.completeAttempts([{ maxConsecutiveFailures: 10, ...outcome }]);
@@ -215,15 +213,26 @@ export function testStore(options: StoreSuiteOptions): void {
       expect((await store.getDelivery(later.id))!.status).toBe('pending');
     });
 
-    it('skips excluded webhooks without losing their deliveries', async () => {
+    it('caps each webhook at its free slots without hiding other webhooks behind its backlog', async () => {
       const other = webhook();
+      const third = webhook();
       await store.createWebhook(other, { maxPerSite: 10 });
-      const mine = delivery(hook);
-      const theirs = delivery(other);
-      await store.insertDeliveries([mine, theirs]);
-      const claimed = await claimAll(at(0), { excludeWebhookIds: [hook.id] });
-      expect(claimed.map((c) => c.delivery.id)).toEqual([theirs.id]);
-      expect((await claimAll(at(0))).map((c) => c.delivery.id)).toEqual([mine.id]);
+      await store.createWebhook(third, { maxPerSite: 10 });
+      const backlog = Array.from({ length: 20 }, (_, i) => delivery(hook, { nextAttemptAt: at(i) }));
+      const theirs = delivery(other, { nextAttemptAt: at(100) });
+      const busyOnes = delivery(third, { nextAttemptAt: at(50) });
+      await store.insertDeliveries([...backlog, theirs, busyOnes]);
+
+      const claimed = await claimAll(at(1000), {
+        limit: 10,
+        perWebhookLimit: 3,
+        busyWebhooks: new Map([[third.id, 3]]),
+      });
+      const ids = claimed.map((c) => c.delivery.id);
+      expect(ids).toEqual([backlog[0]!.id, backlog[1]!.id, backlog[2]!.id, theirs.id]);
+
+      const rest = await claimAll(at(1000), { limit: 100, perWebhookLimit: 100 });
+      expect(rest.map((c) => c.delivery.id)).toEqual([...backlog.slice(3).map((d) => d.id), busyOnes.id]);
     });
 
     it('reclaims a delivery whose lease expired', async () => {
@@ -237,12 +246,18 @@ export function testStore(options: StoreSuiteOptions): void {
       expect(again[0]!.delivery.leaseExpiresAt).toEqual(at(2000));
     });
 
-    it('reports when the next delivery is due', async () => {
+    it('reports when the next delivery is due, leaving out excluded webhooks', async () => {
       expect(await store.nextDueAt()).toBeNull();
+      const other = webhook();
+      await store.createWebhook(other, { maxPerSite: 10 });
       await store.insertDeliveries([
         delivery(hook, { nextAttemptAt: at(500) }),
         delivery(hook, { nextAttemptAt: at(200) }),
+        delivery(other, { nextAttemptAt: at(900) }),
       ]);
+      expect(await store.nextDueAt()).toEqual(at(200));
+      expect(await store.nextDueAt({ excludeWebhookIds: [hook.id] })).toEqual(at(900));
+      expect(await store.nextDueAt({ excludeWebhookIds: [hook.id, other.id] })).toBeNull();
       expect(await store.nextDueAt()).toEqual(at(200));
     });
 
@@ -253,7 +268,7 @@ export function testStore(options: StoreSuiteOptions): void {
       await claimAll(at(0));
       const done = attempt(d, 1);
       expect(await complete({ attempt: done, next: { status: 'succeeded' } })).toEqual([
-        { deliveryId: d.id, webhookId: hook.id, disabledReason: null },
+        { deliveryId: d.id, webhookId: hook.id, siteId: hook.siteId, disabledReason: null },
       ]);
       expect(await store.getDelivery(d.id)).toMatchObject({
         status: 'succeeded',

@@ -20,7 +20,14 @@ export function memoryStore(): Store {
   const deliveries = new Map<string, DeliveryRecord>();
   const deliveriesByWebhook = new Map<string, Set<string>>();
   const attempts = new Map<string, AttemptRecord[]>();
-  const due = new DueQueue();
+  /**
+   * Two levels, so a backlog for one webhook costs nothing when that webhook is busy: per webhook, its
+   * deliveries by due time; across webhooks, `ready` holds each webhook's earliest due time. The one live
+   * `ready` entry of a webhook is the one whose time `readyAt` names; older entries are skipped.
+   */
+  const queues = new Map<string, DueQueue>();
+  const ready = new DueQueue();
+  const readyAt = new Map<string, number>();
   const listeners = new Set<() => void>();
 
   const notify = (): void => {
@@ -34,10 +41,50 @@ export function memoryStore(): Store {
       (delivery.status === 'delivering' && delivery.leaseExpiresAt?.getTime() === at));
 
   const schedule = (delivery: DeliveryRecord): void => {
-    if (delivery.status === 'pending' && delivery.nextAttemptAt)
-      due.push(delivery.nextAttemptAt.getTime(), delivery.id);
-    if (delivery.status === 'delivering' && delivery.leaseExpiresAt) {
-      due.push(delivery.leaseExpiresAt.getTime(), delivery.id);
+    const at =
+      delivery.status === 'pending'
+        ? delivery.nextAttemptAt
+        : delivery.status === 'delivering'
+          ? delivery.leaseExpiresAt
+          : null;
+    if (at === null) return;
+    let queue = queues.get(delivery.webhookId);
+    if (queue === undefined) {
+      queue = new DueQueue();
+      queues.set(delivery.webhookId, queue);
+    }
+    queue.push(at.getTime(), delivery.id);
+    const live = readyAt.get(delivery.webhookId);
+    if (live === undefined || at.getTime() < live) arm(delivery.webhookId, at.getTime());
+  };
+
+  const arm = (webhookId: string, at: number): void => {
+    ready.push(at, webhookId);
+    readyAt.set(webhookId, at);
+  };
+
+  /** Pops the earliest live `ready` entry, re-arming it where it has gone stale; undefined when none. */
+  const nextReady = (): { at: number; id: string } | undefined => {
+    for (;;) {
+      const entry = ready.peek();
+      if (entry === undefined) return undefined;
+      ready.pop();
+      if (readyAt.get(entry.id) !== entry.at) continue;
+      readyAt.delete(entry.id);
+      const top = webhooks.get(entry.id)?.active ? earliest(entry.id) : undefined;
+      if (top === undefined) continue;
+      if (top.at === entry.at) return entry;
+      arm(entry.id, top.at);
+    }
+  };
+
+  /** The webhook's earliest current entry, after dropping stale ones from the top of its queue. */
+  const earliest = (webhookId: string): { at: number; id: string } | undefined => {
+    const queue = queues.get(webhookId);
+    for (;;) {
+      const top = queue?.peek();
+      if (top === undefined || isCurrent(deliveries.get(top.id), top.at)) return top;
+      queue!.pop();
     }
   };
 
@@ -86,7 +133,7 @@ export function memoryStore(): Store {
       Object.assign(webhook, { active: false, disabledReason, updatedAt: now });
       discardPending(webhook.id, now);
     }
-    return { deliveryId: delivery.id, webhookId: webhook.id, disabledReason };
+    return { deliveryId: delivery.id, webhookId: webhook.id, siteId: webhook.siteId, disabledReason };
   };
 
   return {
@@ -139,6 +186,8 @@ export function memoryStore(): Store {
         attempts.delete(deliveryId);
       }
       deliveriesByWebhook.delete(id);
+      queues.delete(id);
+      readyAt.delete(id);
       return true;
     },
 
@@ -154,34 +203,39 @@ export function memoryStore(): Store {
       if (records.length > 0) notify();
     },
 
-    async claimDeliveries({ now, limit, leaseMs, excludeWebhookIds = [] }) {
+    async claimDeliveries({ now, limit, leaseMs, perWebhookLimit = Number.POSITIVE_INFINITY, busyWebhooks }) {
       const claimed: ClaimedDelivery[] = [];
-      const excluded = new Set(excludeWebhookIds);
-      const setAside: { at: number; id: string }[] = [];
       const nowMs = now.getTime();
       const leaseExpiresAt = new Date(nowMs + leaseMs);
+      const taken = new Map<string, number>();
+      const busy: { at: number; id: string }[] = [];
       while (claimed.length < limit) {
-        const top = due.peek();
-        if (top === undefined || top.at > nowMs) break;
-        due.pop();
-        const delivery = deliveries.get(top.id);
-        if (!isCurrent(delivery, top.at)) continue;
-        const webhook = webhooks.get(delivery.webhookId);
-        if (webhook === undefined || !webhook.active) continue;
-        if (excluded.has(webhook.id)) {
-          setAside.push(top);
+        const entry = nextReady();
+        if (entry === undefined) break;
+        if (entry.at > nowMs) {
+          arm(entry.id, entry.at);
+          break;
+        }
+        const webhook = webhooks.get(entry.id)!;
+        const used = (busyWebhooks?.get(webhook.id) ?? 0) + (taken.get(webhook.id) ?? 0);
+        if (used >= perWebhookLimit) {
+          busy.push(entry);
           continue;
         }
+        const delivery = deliveries.get(queues.get(webhook.id)!.pop()!.id)!;
         Object.assign(delivery, {
           status: 'delivering',
           nextAttemptAt: null,
           leaseExpiresAt,
           updatedAt: now,
         });
+        const following = earliest(webhook.id);
+        if (following !== undefined) arm(webhook.id, following.at);
         schedule(delivery);
+        taken.set(webhook.id, (taken.get(webhook.id) ?? 0) + 1);
         claimed.push({ delivery: copyDelivery(delivery), webhook: copyWebhook(webhook) });
       }
-      for (const entry of setAside) due.push(entry.at, entry.id);
+      for (const entry of busy) arm(entry.id, entry.at);
       return claimed;
     },
 
@@ -209,14 +263,16 @@ export function memoryStore(): Store {
       if (ids.length > 0) notify();
     },
 
-    async nextDueAt() {
+    async nextDueAt({ excludeWebhookIds = [] } = {}) {
+      const setAside: { at: number; id: string }[] = [];
+      let found: { at: number; id: string } | undefined;
       for (;;) {
-        const top = due.peek();
-        if (top === undefined) return null;
-        const delivery = deliveries.get(top.id);
-        if (isCurrent(delivery, top.at) && webhooks.get(delivery.webhookId)?.active) return new Date(top.at);
-        due.pop();
+        found = nextReady();
+        if (found === undefined || !excludeWebhookIds.includes(found.id)) break;
+        setAside.push(found);
       }
+      for (const entry of found ? [...setAside, found] : setAside) arm(entry.id, entry.at);
+      return found ? new Date(found.at) : null;
     },
 
     async getDelivery(id) {

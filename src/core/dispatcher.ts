@@ -1,0 +1,490 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type {
+  ClaimedDelivery,
+  CompletionEffect,
+  Scheduler,
+  Store,
+  Transport,
+  TransportResult,
+} from '../adapters/types.js';
+import { undiciTransport } from '../transport/undici-transport.js';
+import { signPayload } from '../verify/sign.js';
+import { USER_AGENT } from '../version.js';
+import { CompletionWriter } from './completion-writer.js';
+import type { EventType } from './events.js';
+import { newId } from './ids.js';
+import { type EmitInput, prepareEvent } from './payload.js';
+import type { AttemptErrorCode, AttemptRecord, DeliveryRecord } from './records.js';
+import { judgeAttempt, type RetryPolicy, SPEC_RETRY_POLICY, validateRetryPolicy } from './retry.js';
+import { timerScheduler } from './timer-scheduler.js';
+
+export const DEFAULT_TIMEOUT_MS = 5_000;
+export const DEFAULT_MAX_CONSECUTIVE_FAILURES = 10;
+export const DEFAULT_CONCURRENCY = 64;
+export const DEFAULT_PER_WEBHOOK_CONCURRENCY = 8;
+
+export interface Logger {
+  debug?(message: string, fields?: Record<string, unknown>): void;
+  info?(message: string, fields?: Record<string, unknown>): void;
+  warn?(message: string, fields?: Record<string, unknown>): void;
+  error?(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface AttemptStartInfo {
+  deliveryId: string;
+  webhookId: string;
+  siteId: string;
+  event: EventType;
+  attempt: number;
+}
+
+export interface AttemptInfo extends AttemptStartInfo {
+  ok: boolean;
+  statusCode: number | null;
+  errorCode: AttemptErrorCode | null;
+  durationMs: number;
+  /** When the next attempt is due, if one is scheduled. */
+  nextAttemptAt: Date | null;
+}
+
+export interface WebhookDisabledInfo {
+  webhookId: string;
+  siteId: string;
+  reason: string;
+}
+
+export interface DispatcherEvents {
+  'attempt:start': [AttemptStartInfo];
+  'attempt:success': [AttemptInfo];
+  'attempt:failure': [AttemptInfo];
+  /** The last attempt failed: the delivery is `failed`. */
+  'delivery:failed': [AttemptInfo];
+  'webhook:disabled': [WebhookDisabledInfo];
+}
+
+export interface DispatcherOptions {
+  store: Store;
+  /** Default: a single in-process timer set for exactly the next due time. */
+  scheduler?: Scheduler;
+  /** Default: `undiciTransport({ tls, allowPrivateNetworks })`. */
+  transport?: Transport;
+  /** Extra trusted CA certificates for the default transport. Certificates are always verified. */
+  tls?: { ca?: string | string[] };
+  /** Allow deliveries to loopback, private and reserved addresses. For tests and local demos only. */
+  allowPrivateNetworks?: boolean;
+  /** For the whole attempt: connect, headers and body. Default 5000. */
+  timeoutMs?: number;
+  /** Default: the spec's schedule (`SPEC_RETRY_POLICY`: 3 attempts, 5 s and 25 s apart). */
+  retry?: Partial<RetryPolicy>;
+  /** Consecutive failed deliveries that disable a webhook. Default 10. */
+  maxConsecutiveFailures?: number;
+  /** Attempts in flight at once, across all webhooks. Default 64. */
+  concurrency?: number;
+  /** Attempts in flight at once to any one webhook. Default 8. */
+  perWebhookConcurrency?: number;
+  /** How long a claimed delivery stays reserved for this process. Default: long enough to drain a full batch. */
+  leaseMs?: number;
+  /** Safety-net poll for work queued where the store cannot notify. Default 1000 ms without `store.subscribe`, 30 s with. */
+  pollIntervalMs?: number;
+  onWebhookDisabled?: (info: WebhookDisabledInfo) => void;
+  logger?: Logger;
+  userAgent?: string;
+}
+
+/**
+ * Turns events into signed deliveries: `emit` records one delivery per subscribed webhook; the engine
+ * (started with `start`, or driven by `runDue`) claims due deliveries, sends them, and records every attempt.
+ */
+export class Dispatcher {
+  readonly #store: Store;
+  readonly #scheduler: Scheduler;
+  readonly #transportOption: Transport | undefined;
+  readonly #transportOptions: Pick<DispatcherOptions, 'tls' | 'allowPrivateNetworks'>;
+  #transport: Transport | undefined;
+  readonly #timeoutMs: number;
+  readonly #retry: RetryPolicy;
+  readonly #maxConsecutiveFailures: number;
+  readonly #concurrency: number;
+  readonly #perWebhook: number;
+  readonly #leaseMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #logger: Logger;
+  readonly #userAgent: string;
+  readonly #onWebhookDisabled: ((info: WebhookDisabledInfo) => void) | undefined;
+  readonly #events = new EventEmitter<DispatcherEvents>();
+  readonly #writer: CompletionWriter;
+
+  readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #busy = new Map<string, number>();
+  #running = false;
+  #draining = 0;
+  #pumping: Promise<void> | null = null;
+  #pumpAgain = false;
+  #unsubscribe: (() => void) | undefined;
+  #poller: NodeJS.Timeout | undefined;
+
+  constructor(options: DispatcherOptions) {
+    this.#store = options.store;
+    this.#scheduler = options.scheduler ?? timerScheduler();
+    this.#transportOption = options.transport;
+    this.#transportOptions = {
+      ...(options.tls !== undefined && { tls: options.tls }),
+      ...(options.allowPrivateNetworks !== undefined && {
+        allowPrivateNetworks: options.allowPrivateNetworks,
+      }),
+    };
+    this.#timeoutMs = positive(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs');
+    this.#retry = validateRetryPolicy({ ...SPEC_RETRY_POLICY, ...options.retry });
+    this.#maxConsecutiveFailures = positive(
+      options.maxConsecutiveFailures ?? DEFAULT_MAX_CONSECUTIVE_FAILURES,
+      'maxConsecutiveFailures',
+    );
+    this.#concurrency = positive(options.concurrency ?? DEFAULT_CONCURRENCY, 'concurrency');
+    this.#perWebhook = positive(
+      options.perWebhookConcurrency ?? DEFAULT_PER_WEBHOOK_CONCURRENCY,
+      'perWebhookConcurrency',
+    );
+    // A claimed batch for one webhook waits its turn in rounds of `perWebhook`; the lease must outlast them.
+    const rounds = Math.ceil(this.#concurrency / this.#perWebhook) + 1;
+    this.#leaseMs = positive(options.leaseMs ?? Math.max(60_000, rounds * this.#timeoutMs), 'leaseMs');
+    this.#pollIntervalMs = positive(
+      options.pollIntervalMs ?? (this.#store.subscribe ? 30_000 : 1_000),
+      'pollIntervalMs',
+    );
+    this.#logger = options.logger ?? {};
+    this.#userAgent = options.userAgent ?? USER_AGENT;
+    this.#onWebhookDisabled = options.onWebhookDisabled;
+    this.#writer = new CompletionWriter({
+      store: this.#store,
+      onEffects: (effects) => this.#applyEffects(effects),
+      onError: (error) =>
+        this.#logger.error?.('could not record attempt outcomes; retrying', { error: message(error) }),
+    });
+  }
+
+  on<K extends keyof DispatcherEvents>(event: K, listener: (...args: DispatcherEvents[K]) => void): this {
+    this.#events.on(event, listener as never);
+    return this;
+  }
+
+  off<K extends keyof DispatcherEvents>(event: K, listener: (...args: DispatcherEvents[K]) => void): this {
+    this.#events.off(event, listener as never);
+    return this;
+  }
+
+  /**
+   * Records one delivery per active webhook of the site that subscribes to the event, and returns their
+   * ids. When it resolves, the deliveries are in the store; sending happens in the background.
+   */
+  async emit(input: EmitInput): Promise<string[]> {
+    return this.emitMany([input]);
+  }
+
+  /** Like `emit` for many events, validated all before any is recorded, written in one call. */
+  async emitMany(inputs: readonly EmitInput[]): Promise<string[]> {
+    const now = new Date();
+    const prepared = inputs.map((input) => prepareEvent(input, now));
+    const subscribers = new Map<string, Awaited<ReturnType<Store['findSubscribers']>>>();
+    const records: DeliveryRecord[] = [];
+    for (const event of prepared) {
+      const key = `${event.siteId}\u0000${event.event}`;
+      let webhooks = subscribers.get(key);
+      if (webhooks === undefined) {
+        webhooks = await this.#store.findSubscribers(event.siteId, event.event);
+        subscribers.set(key, webhooks);
+      }
+      for (const webhook of webhooks) {
+        records.push({
+          id: newId('dlv'),
+          webhookId: webhook.id,
+          siteId: event.siteId,
+          event: event.event,
+          body: event.body,
+          status: 'pending',
+          attempts: 0,
+          nextAttemptAt: now,
+          leaseExpiresAt: null,
+          lastStatusCode: null,
+          lastError: null,
+          createdAt: now,
+          updatedAt: now,
+        });
+      }
+    }
+    if (records.length > 0) {
+      await this.#store.insertDeliveries(records);
+      this.#kick();
+    }
+    return records.map((record) => record.id);
+  }
+
+  /** Starts delivering in the background: due work now, future retries exactly when due. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    this.#unsubscribe = this.#store.subscribe?.(() => this.#kick());
+    this.#poller = setInterval(() => this.#kick(), this.#pollIntervalMs);
+    this.#poller.unref();
+    this.#kick();
+  }
+
+  /**
+   * Stops claiming work and drains: attempts in flight finish (each is bounded by `timeoutMs`) and are
+   * recorded; deliveries claimed but not started go back to pending. Closes the default transport.
+   */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    clearInterval(this.#poller);
+    this.#scheduler.cancel();
+    await this.#pumping;
+    await this.#settle();
+    if (this.#draining === 0 && this.#transport !== undefined && this.#transportOption === undefined) {
+      const transport = this.#transport;
+      this.#transport = undefined;
+      await transport.close();
+    }
+  }
+
+  /**
+   * Sends everything due now and waits until those attempts are recorded, for hosts without a long-lived
+   * process (cron, serverless). Retries that fall due later are left for a later call.
+   */
+  async runDue(): Promise<{ attempted: number }> {
+    this.#draining++;
+    let attempted = 0;
+    try {
+      for (;;) {
+        const launched = await this.#fill();
+        attempted += launched;
+        if (launched === 0 && this.#inFlight.size === 0) break;
+        await this.#settle();
+      }
+    } finally {
+      this.#draining--;
+    }
+    return { attempted };
+  }
+
+  /** Whether the engine may claim work: started, or inside `runDue`. */
+  get #active(): boolean {
+    return this.#running || this.#draining > 0;
+  }
+
+  async #settle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight.values()]);
+    await this.#writer.flush();
+  }
+
+  #kick(): void {
+    if (!this.#running) return;
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = this.#pump().finally(() => {
+      this.#pumping = null;
+    });
+  }
+
+  async #pump(): Promise<void> {
+    do {
+      this.#pumpAgain = false;
+      try {
+        await this.#fill();
+        await this.#armScheduler();
+      } catch (error) {
+        this.#logger.error?.('could not claim deliveries; retrying in 1 s', { error: message(error) });
+        if (this.#running) this.#scheduler.wakeAt(new Date(Date.now() + 1_000), () => this.#kick());
+      }
+    } while (this.#pumpAgain && this.#running);
+  }
+
+  /** Claims and launches due deliveries while there are free slots; returns how many it launched. */
+  async #fill(): Promise<number> {
+    let launched = 0;
+    for (;;) {
+      const free = this.#concurrency - this.#inFlight.size;
+      if (free <= 0 || !this.#active) return launched;
+      const claimed = await this.#store.claimDeliveries({
+        now: new Date(),
+        limit: free,
+        leaseMs: this.#leaseMs,
+        perWebhookLimit: this.#perWebhook,
+        busyWebhooks: this.#busy,
+      });
+      if (!this.#active) {
+        await this.#store.releaseDeliveries(
+          claimed.map((c) => c.delivery.id),
+          new Date(),
+        );
+        return launched;
+      }
+      for (const item of claimed) this.#launch(item);
+      launched += claimed.length;
+      if (claimed.length < free) return launched;
+    }
+  }
+
+  async #armScheduler(): Promise<void> {
+    if (!this.#running || this.#inFlight.size >= this.#concurrency) return;
+    const saturated = [...this.#busy].filter(([, count]) => count >= this.#perWebhook).map(([id]) => id);
+    const next = await this.#store.nextDueAt({ excludeWebhookIds: saturated });
+    if (!this.#running) return;
+    if (next === null) this.#scheduler.cancel();
+    else this.#scheduler.wakeAt(next, () => this.#kick());
+  }
+
+  #launch(claimed: ClaimedDelivery): void {
+    const { delivery, webhook } = claimed;
+    this.#busy.set(webhook.id, (this.#busy.get(webhook.id) ?? 0) + 1);
+    const attempt = this.#attempt(claimed)
+      .catch((error) =>
+        this.#logger.error?.('attempt crashed', { deliveryId: delivery.id, error: message(error) }),
+      )
+      .finally(() => {
+        this.#inFlight.delete(delivery.id);
+        const count = (this.#busy.get(webhook.id) ?? 1) - 1;
+        if (count === 0) this.#busy.delete(webhook.id);
+        else this.#busy.set(webhook.id, count);
+        this.#kick();
+      });
+    this.#inFlight.set(delivery.id, attempt);
+  }
+
+  async #attempt({ delivery, webhook }: ClaimedDelivery): Promise<void> {
+    const number = delivery.attempts + 1;
+    const startedAt = new Date();
+    const info: AttemptStartInfo = {
+      deliveryId: delivery.id,
+      webhookId: webhook.id,
+      siteId: delivery.siteId,
+      event: delivery.event,
+      attempt: number,
+    };
+    this.#notify('attempt:start', info);
+    const headers = {
+      'Content-Type': 'application/json',
+      'User-Agent': this.#userAgent,
+      'X-ZTA-Signature': signPayload(delivery.body, webhook.secret),
+      'X-ZTA-Event': delivery.event,
+      'X-ZTA-Webhook-ID': webhook.id,
+      'X-ZTA-Delivery-ID': delivery.id,
+      'X-ZTA-Timestamp': String(Math.floor(startedAt.getTime() / 1000)),
+    };
+    const began = performance.now();
+    let result: TransportResult;
+    try {
+      result = await this.#getTransport().send({
+        url: webhook.url,
+        headers,
+        body: delivery.body,
+        timeoutMs: this.#timeoutMs,
+      });
+    } catch (error) {
+      result = { kind: 'error', errorCode: 'network', message: message(error) };
+    }
+    const durationMs = Math.round(performance.now() - began);
+    const finishedAt = new Date(startedAt.getTime() + durationMs);
+
+    const statusCode = result.kind === 'response' ? result.statusCode : null;
+    const redirected = statusCode !== null && statusCode >= 300 && statusCode < 400;
+    const errorCode: AttemptErrorCode | null =
+      result.kind === 'error' ? result.errorCode : redirected ? 'redirect' : null;
+    const verdict = judgeAttempt(
+      result.kind === 'response'
+        ? { statusCode: result.statusCode, retryAfter: result.headers['retry-after'] }
+        : { errorCode: result.errorCode },
+      number,
+      this.#retry,
+      finishedAt,
+    );
+    const attempt: AttemptRecord = {
+      deliveryId: delivery.id,
+      webhookId: webhook.id,
+      attempt: number,
+      startedAt,
+      durationMs,
+      statusCode,
+      errorCode,
+      responseSnippet: result.kind === 'response' ? result.bodySnippet : null,
+      ok: verdict.ok,
+    };
+    this.#writer.add({
+      attempt,
+      next: verdict.next,
+      maxConsecutiveFailures: this.#maxConsecutiveFailures,
+      ...(verdict.disableReason !== undefined && { disableReason: verdict.disableReason }),
+    });
+
+    const outcome: AttemptInfo = {
+      ...info,
+      ok: verdict.ok,
+      statusCode,
+      errorCode,
+      durationMs,
+      nextAttemptAt: verdict.next.status === 'pending' ? verdict.next.nextAttemptAt : null,
+    };
+    if (verdict.ok) {
+      this.#notify('attempt:success', outcome);
+      this.#logger.debug?.('webhook delivered', { ...info, statusCode, durationMs });
+      return;
+    }
+    this.#notify('attempt:failure', outcome);
+    const fields = {
+      ...info,
+      statusCode,
+      errorCode,
+      durationMs,
+      ...(result.kind === 'error' && { reason: result.message }),
+    };
+    if (verdict.next.status === 'failed') {
+      this.#notify('delivery:failed', outcome);
+      this.#logger.warn?.('webhook delivery failed', fields);
+    } else {
+      this.#logger.info?.('webhook attempt failed; will retry', {
+        ...fields,
+        nextAttemptAt: outcome.nextAttemptAt,
+      });
+    }
+  }
+
+  #getTransport(): Transport {
+    this.#transport ??= this.#transportOption ?? undiciTransport(this.#transportOptions);
+    return this.#transport;
+  }
+
+  #applyEffects(effects: CompletionEffect[]): void {
+    for (const effect of effects) {
+      if (effect.disabledReason === null) continue;
+      const info = { webhookId: effect.webhookId, siteId: effect.siteId, reason: effect.disabledReason };
+      this.#logger.warn?.('webhook disabled', info);
+      this.#notify('webhook:disabled', info);
+      try {
+        this.#onWebhookDisabled?.(info);
+      } catch (error) {
+        this.#logger.error?.('onWebhookDisabled threw', { error: message(error) });
+      }
+    }
+  }
+
+  /** Listeners are the host's code: one that throws must not break delivery. */
+  #notify<K extends keyof DispatcherEvents>(event: K, ...args: DispatcherEvents[K]): void {
+    try {
+      this.#events.emit(event, ...(args as never));
+    } catch (error) {
+      this.#logger.error?.(`a '${event}' listener threw`, { error: message(error) });
+    }
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number`);
+  return value;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,57 @@
+import { WebhookError } from './errors.js';
+import { type EventType, isEventType } from './events.js';
+import { parse, siteIdSchema } from './schemas.js';
+
+/** The spec's payload size limit, in bytes of the UTF-8 body. */
+export const MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+export interface EmitInput {
+  siteId: string;
+  event: EventType;
+  /** The event's fields; `siteId` is added if absent and must match if present. */
+  data: Record<string, unknown>;
+  /** Defaults to now. */
+  timestamp?: Date | string;
+}
+
+export interface PreparedEvent {
+  siteId: string;
+  event: EventType;
+  body: string;
+}
+
+/** Validates an event and serialises it to the exact body that is signed and sent. */
+export function prepareEvent(input: EmitInput, now: Date): PreparedEvent {
+  if (typeof input !== 'object' || input === null) {
+    throw new WebhookError('validation_failed', 'An event must be an object');
+  }
+  const siteId = parse(siteIdSchema, input.siteId);
+  if (!isEventType(input.event)) {
+    throw new WebhookError('invalid_event_type', `Invalid event type: ${String(input.event).slice(0, 64)}`);
+  }
+  const { data } = input;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new WebhookError('validation_failed', 'data must be an object');
+  }
+  if ('siteId' in data && data.siteId !== siteId) {
+    throw new WebhookError('validation_failed', 'data.siteId must match siteId');
+  }
+  const timestamp = input.timestamp === undefined ? now : new Date(input.timestamp);
+  if (Number.isNaN(timestamp.getTime()))
+    throw new WebhookError('validation_failed', 'timestamp must be a valid date');
+
+  let body: string | undefined;
+  try {
+    body = JSON.stringify({
+      event: input.event,
+      timestamp: timestamp.toISOString(),
+      data: { siteId, ...data },
+    });
+  } catch (cause) {
+    throw new WebhookError('validation_failed', 'data must be JSON-serialisable', { cause });
+  }
+  if (body.length > MAX_PAYLOAD_BYTES / 3 && Buffer.byteLength(body) > MAX_PAYLOAD_BYTES) {
+    throw new WebhookError('payload_too_large', 'Payload exceeds the 1MB limit');
+  }
+  return { siteId, event: input.event, body };
+}

@@ -18,4 +18,7 @@ export default defineConfig({
   splitting: true,
   treeshake: true,
   external: ['pg', 'express', 'vitest'],
+  // Keep `node:crypto` etc. as written: tsup 8 strips the prefix by default, which makes edge/worker
+  // runtimes and browser-targeting bundlers treat `crypto` as an npm package.
+  removeNodeProtocol: false,
 });

@@ -6,10 +6,12 @@ export type {
   CompletionEffect,
   DeliveryQuery,
   Scheduler,
+  SqlClient,
   Store,
   Transport,
   TransportRequest,
   TransportResult,
+  WriteOptions,
 } from './adapters/types.js';
 export {
   type AttemptInfo,

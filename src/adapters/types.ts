@@ -19,6 +19,16 @@ export interface DeliveryQuery {
   limit: number;
 }
 
+/** One method of a SQL connection, as `pg`'s Client, PoolClient and Pool have it. */
+export interface SqlClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+export interface WriteOptions {
+  /** Run inside this connection's current transaction. */
+  client?: SqlClient;
+}
+
 export interface ClaimOptions {
   now: Date;
   limit: number;
@@ -67,7 +77,7 @@ export interface Store {
   /** Oldest first. */
   listWebhooks(siteId: string): Promise<WebhookRecord[]>;
   /** Active webhooks of the site that subscribe to the event. */
-  findSubscribers(siteId: string, event: EventType): Promise<WebhookRecord[]>;
+  findSubscribers(siteId: string, event: EventType, options?: WriteOptions): Promise<WebhookRecord[]>;
   /**
    * Applies the patch. When it makes an active webhook inactive, the webhook's pending deliveries become
    * `discarded`.
@@ -76,7 +86,12 @@ export interface Store {
   /** Removes the webhook with its deliveries and attempts. */
   deleteWebhook(id: string): Promise<boolean>;
 
-  insertDeliveries(deliveries: DeliveryRecord[]): Promise<void>;
+  /**
+   * Records new deliveries. With `client`, writes (and reads subscribers, in `findSubscribers`) through the
+   * caller's SQL connection, inside the caller's transaction: the outbox pattern. Stores that cannot join
+   * a SQL transaction throw when given one.
+   */
+  insertDeliveries(deliveries: DeliveryRecord[], options?: WriteOptions): Promise<void>;
   /**
    * Moves up to `limit` due `pending` deliveries of active webhooks, and `delivering` ones whose lease
    * expired, to `delivering` with a lease until `now + leaseMs`. Earliest due first, except that at most

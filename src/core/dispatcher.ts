@@ -7,6 +7,7 @@ import type {
   Store,
   Transport,
   TransportResult,
+  WriteOptions,
 } from '../adapters/types.js';
 import { undiciTransport } from '../transport/undici-transport.js';
 import { signPayload } from '../verify/sign.js';
@@ -177,12 +178,16 @@ export class Dispatcher {
    * Records one delivery per active webhook of the site that subscribes to the event, and returns their
    * ids. When it resolves, the deliveries are in the store; sending happens in the background.
    */
-  async emit(input: EmitInput): Promise<string[]> {
-    return this.emitMany([input]);
+  async emit(input: EmitInput, options?: WriteOptions): Promise<string[]> {
+    return this.emitMany([input], options);
   }
 
-  /** Like `emit` for many events, validated all before any is recorded, written in one call. */
-  async emitMany(inputs: readonly EmitInput[]): Promise<string[]> {
+  /**
+   * Like `emit` for many events, validated all before any is recorded, written in one call. With
+   * `{ client }` (a SQL connection inside an open transaction), the deliveries are written in that
+   * transaction: they exist only if it commits.
+   */
+  async emitMany(inputs: readonly EmitInput[], options?: WriteOptions): Promise<string[]> {
     const now = new Date();
     const prepared = inputs.map((input) => prepareEvent(input, now));
     const subscribers = new Map<string, Awaited<ReturnType<Store['findSubscribers']>>>();
@@ -191,7 +196,7 @@ export class Dispatcher {
       const key = `${event.siteId}\u0000${event.event}`;
       let webhooks = subscribers.get(key);
       if (webhooks === undefined) {
-        webhooks = await this.#store.findSubscribers(event.siteId, event.event);
+        webhooks = await this.#store.findSubscribers(event.siteId, event.event, options);
         subscribers.set(key, webhooks);
       }
       for (const webhook of webhooks) {
@@ -213,7 +218,7 @@ export class Dispatcher {
       }
     }
     if (records.length > 0) {
-      await this.#store.insertDeliveries(records);
+      await this.#store.insertDeliveries(records, options);
       this.#kick();
     }
     return records.map((record) => record.id);

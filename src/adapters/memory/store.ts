@@ -1,6 +1,13 @@
 import type { EventType } from '../../core/events.js';
 import type { AttemptRecord, DeliveryRecord, WebhookPatch, WebhookRecord } from '../../core/records.js';
-import type { AttemptOutcome, ClaimedDelivery, CompletionEffect, DeliveryQuery, Store } from '../types.js';
+import type {
+  AttemptOutcome,
+  ClaimedDelivery,
+  CompletionEffect,
+  DeliveryQuery,
+  Store,
+  WriteOptions,
+} from '../types.js';
 import { DueQueue } from './due-queue.js';
 
 const copyWebhook = (record: WebhookRecord): WebhookRecord => ({ ...record, events: [...record.events] });
@@ -158,7 +165,8 @@ export function memoryStore(): Store {
         .map(copyWebhook);
     },
 
-    async findSubscribers(siteId: string, event: EventType) {
+    async findSubscribers(siteId: string, event: EventType, options?: WriteOptions) {
+      refuseSqlClient(options);
       const found: WebhookRecord[] = [];
       for (const id of webhooksBySite.get(siteId) ?? []) {
         const record = webhooks.get(id)!;
@@ -191,7 +199,8 @@ export function memoryStore(): Store {
       return true;
     },
 
-    async insertDeliveries(records) {
+    async insertDeliveries(records, options) {
+      refuseSqlClient(options);
       for (const record of records) {
         const delivery = copyDelivery(record);
         deliveries.set(delivery.id, delivery);
@@ -331,4 +340,13 @@ function newestFirst(a: { createdAt: Date; id: string }, b: { createdAt: Date; i
   const byTime = b.createdAt.getTime() - a.createdAt.getTime();
   if (byTime !== 0) return byTime;
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** The memory store cannot take part in a SQL transaction; pretending to would break the caller's atomicity. */
+function refuseSqlClient(options: WriteOptions | undefined): void {
+  if (options?.client !== undefined) {
+    throw new TypeError(
+      'memoryStore cannot write inside a SQL transaction; use postgresStore for the outbox pattern',
+    );
+  }
 }

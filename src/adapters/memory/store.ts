@@ -37,8 +37,11 @@ export function memoryStore(): Store {
   const readyAt = new Map<string, number>();
   const listeners = new Set<() => void>();
 
+  /** Listeners run after the current call has returned, never inside it. */
   const notify = (): void => {
-    for (const listener of listeners) listener();
+    queueMicrotask(() => {
+      for (const listener of listeners) listener();
+    });
   };
 
   /** Whether a queue entry still describes the delivery: pending and due then, or leased until then. */

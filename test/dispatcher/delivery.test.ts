@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_PAYLOAD_BYTES, USER_AGENT, WebhookError } from '../../src/index.js';
 import { verifyWebhook } from '../../src/verify.js';
 import { endlessBody, hang, redirect, reset, sequence, status } from '../support/hostile.js';
-import { owner, pageview, receiver, SITE, setup, until } from './harness.js';
+import { latestDelivery, owner, pageview, receiver, SITE, setup, until } from './harness.js';
 
 describe('delivery', () => {
   it('POSTs the exact body with the spec headers, signed with the secret', async () => {
@@ -129,12 +129,8 @@ describe('delivery', () => {
     const requests = await target.waitFor(2);
     expect(requests.map((r) => r.headers['x-zta-delivery-id'])).toEqual([id, id]);
     expect(requests[0]!.body).toBe(requests[1]!.body);
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]!.status === 'succeeded',
-    );
-    const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
-    expect(delivery!.attempts.map((a) => [a.attempt, a.statusCode, a.ok, a.responseSnippet])).toEqual([
+    const delivery = await latestDelivery(manager, webhook.id, 'succeeded');
+    expect(delivery.attempts.map((a) => [a.attempt, a.statusCode, a.ok, a.responseSnippet])).toEqual([
       [1, 500, false, 'boom'],
       [2, 200, true, ''],
     ]);
@@ -153,7 +149,7 @@ describe('delivery', () => {
     expect(target.requests).toHaveLength(3);
     const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
     expect(delivery).toMatchObject({ status: 'failed', lastStatusCode: 503, lastError: 'HTTP 503' });
-    expect(delivery!.attempts.map((a) => a.attempt)).toEqual([1, 2, 3]);
+    expect(delivery.attempts.map((a) => a.attempt)).toEqual([1, 2, 3]);
   });
 
   it.each([400, 401, 404, 422])('does not retry a %i', async (code) => {
@@ -162,10 +158,7 @@ describe('delivery', () => {
     const webhook = await subscribe(target.url());
     await dispatcher.start();
     await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'failed',
-    );
+    await latestDelivery(manager, webhook.id, 'failed');
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(target.requests).toHaveLength(1);
   });
@@ -196,12 +189,8 @@ describe('delivery', () => {
     const webhook = await subscribe(target.url());
     await dispatcher.start();
     await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'succeeded',
-    );
-    const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
-    const [timedOut] = delivery!.attempts;
+    const delivery = await latestDelivery(manager, webhook.id, 'succeeded');
+    const [timedOut] = delivery.attempts;
     expect(timedOut).toMatchObject({ ok: false, errorCode: 'timeout', statusCode: null });
     expect(timedOut!.durationMs).toBeGreaterThanOrEqual(290);
   });
@@ -212,12 +201,8 @@ describe('delivery', () => {
     const webhook = await subscribe(target.url());
     await dispatcher.start();
     await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'succeeded',
-    );
-    const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
-    expect(delivery!.attempts[0]).toMatchObject({ ok: false, errorCode: 'connection_reset' });
+    const delivery = await latestDelivery(manager, webhook.id, 'succeeded');
+    expect(delivery.attempts[0]).toMatchObject({ ok: false, errorCode: 'connection_reset' });
   });
 
   it('records a refused connection', async () => {
@@ -228,12 +213,8 @@ describe('delivery', () => {
     const webhook = await subscribe(url);
     await dispatcher.start();
     await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'failed',
-    );
-    const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
-    expect(delivery!.attempts[0]).toMatchObject({ errorCode: 'connection_refused' });
+    const delivery = await latestDelivery(manager, webhook.id, 'failed');
+    expect(delivery.attempts[0]).toMatchObject({ errorCode: 'connection_refused' });
   });
 
   it('fails on a certificate it cannot verify', async () => {
@@ -242,12 +223,8 @@ describe('delivery', () => {
     const webhook = await subscribe(target.url());
     await dispatcher.start();
     await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'failed',
-    );
-    const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
-    expect(delivery!.attempts[0]).toMatchObject({ errorCode: 'tls', statusCode: null });
+    const delivery = await latestDelivery(manager, webhook.id, 'failed');
+    expect(delivery.attempts[0]).toMatchObject({ errorCode: 'tls', statusCode: null });
     expect(target.requests).toHaveLength(0);
   });
 
@@ -262,13 +239,10 @@ describe('delivery', () => {
     const webhook = await subscribe(target.url());
     await dispatcher.start();
     await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'failed',
-    );
+    await latestDelivery(manager, webhook.id, 'failed');
     expect(target.requests.map((r) => r.url)).toEqual(['/webhook']);
     const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
-    expect(delivery!.attempts[0]).toMatchObject({ statusCode: 302, errorCode: 'redirect', ok: false });
+    expect(delivery.attempts[0]).toMatchObject({ statusCode: 302, errorCode: 'redirect', ok: false });
   });
 
   it('keeps at most 4 KiB of an endless response body and stops reading it', async () => {

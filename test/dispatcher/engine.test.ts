@@ -4,7 +4,7 @@ import { Dispatcher } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
 import { delay } from '../support/hostile.js';
 import type { RecordedRequest } from '../support/receiver.js';
-import { owner, pageview, receiver, SITE, setup, until } from './harness.js';
+import { latestDelivery, owner, pageview, receiver, SITE, setup, until } from './harness.js';
 
 /** A handler that holds every request until released, counting how many are open at once. */
 function gate() {
@@ -143,13 +143,9 @@ describe('connect-time address guard', () => {
     const webhook = await subscribe(target.url());
     await dispatcher.start();
     await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'failed',
-    );
-    const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
-    expect(delivery!.attempts).toHaveLength(1);
-    expect(delivery!.attempts[0]).toMatchObject({ errorCode: 'blocked_address', statusCode: null });
+    const delivery = await latestDelivery(manager, webhook.id, 'failed');
+    expect(delivery.attempts).toHaveLength(1);
+    expect(delivery.attempts[0]).toMatchObject({ errorCode: 'blocked_address', statusCode: null });
     expect(target.requests).toHaveLength(0);
   });
 
@@ -161,12 +157,8 @@ describe('connect-time address guard', () => {
     const webhook = await subscribe(`https://localhost:${target.port}/webhook`);
     await dispatcher.start();
     await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'failed',
-    );
-    const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
-    expect(delivery!.attempts[0]).toMatchObject({ errorCode: 'blocked_address' });
+    const delivery = await latestDelivery(manager, webhook.id, 'failed');
+    expect(delivery.attempts[0]).toMatchObject({ errorCode: 'blocked_address' });
     expect(target.requests).toHaveLength(0);
   });
 

@@ -1,5 +1,7 @@
 import { afterEach } from 'vitest';
 import {
+  type Delivery,
+  type DeliveryStatus,
   Dispatcher,
   type DispatcherOptions,
   type Logger,
@@ -83,4 +85,18 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Waits until the webhook's newest delivery has `status`, and returns it. */
+export async function latestDelivery(
+  manager: WebhookManager<Principal>,
+  webhookId: string,
+  status: DeliveryStatus,
+): Promise<Delivery> {
+  let latest: Delivery | undefined;
+  await until(async () => {
+    [latest] = (await manager.deliveries(owner, { webhookId })).deliveries;
+    return latest?.status === status;
+  });
+  return latest!;
 }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { WebhookDisabledInfo } from '../../src/index.js';
 import { hang, sequence, status } from '../support/hostile.js';
-import { owner, pageview, receiver, SITE, setup, until } from './harness.js';
+import { latestDelivery, owner, pageview, receiver, SITE, setup, until } from './harness.js';
 
 describe('auto-disable', () => {
   it('disables a webhook after N consecutive failed deliveries and keeps its queue as discarded', async () => {
@@ -80,20 +80,14 @@ describe('redelivery and the activity log', () => {
     const webhook = await subscribe(target.url());
     await dispatcher.start();
     const [id] = await dispatcher.emit(pageview());
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'failed',
-    );
+    await latestDelivery(manager, webhook.id, 'failed');
 
     const { delivery } = await manager.redeliver(owner, id!);
     expect(delivery).toMatchObject({ id, status: 'pending' });
     await target.waitFor(2);
     expect(target.requests[1]!.headers['x-zta-delivery-id']).toBe(id);
     expect(target.requests[1]!.body).toBe(target.requests[0]!.body);
-    await until(
-      async () =>
-        (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries[0]?.status === 'succeeded',
-    );
+    await latestDelivery(manager, webhook.id, 'succeeded');
     const [logged] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
     expect(logged!.attempts.map((a) => [a.attempt, a.statusCode])).toEqual([
       [1, 400],

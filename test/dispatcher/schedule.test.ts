@@ -47,7 +47,9 @@ async function scenario(answers: TransportResult[], retry = SPEC_RETRY_POLICY) {
 
 describe('retry schedule (fake timers)', () => {
   beforeEach(() => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'] });
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
+    });
     vi.setSystemTime(new Date('2026-01-01T00:00:00.000Z'));
   });
   afterEach(() => {

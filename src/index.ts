@@ -43,6 +43,21 @@ export { LONG_RETRY_POLICY, type RetryPolicy, SPEC_RETRY_POLICY } from './core/r
 export { timerScheduler } from './core/timer-scheduler.js';
 export type { Attempt, Delivery, Webhook, WebhookWithSecret } from './core/views.js';
 export {
+  type Authenticate,
+  createWebhooksApi,
+  type WebhooksApi,
+  type WebhooksApiOptions,
+} from './http/handler.js';
+export {
+  type FetchHandler,
+  type NodeHandler,
+  type NodeHandlerOptions,
+  sendWebResponse,
+  toNodeHandler,
+  toWebRequest,
+  type WebRequestInit,
+} from './http/node-adapter.js';
+export {
   RESPONSE_SNIPPET_BYTES,
   type UndiciTransportOptions,
   undiciTransport,

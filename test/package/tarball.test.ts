@@ -40,7 +40,14 @@ interface EntryExpectation {
 /** One row per subpath of package.json `exports` (a test fails when the two disagree). */
 const ENTRIES: Record<string, EntryExpectation> = {
   '.': {
-    exports: { WebhookManager: 'function', WebhookError: 'function', EVENT_TYPES: { array: 5 } },
+    exports: {
+      WebhookManager: 'function',
+      Dispatcher: 'function',
+      WebhookError: 'function',
+      createWebhooksApi: 'function',
+      toNodeHandler: 'function',
+      EVENT_TYPES: { array: 5 },
+    },
   },
   './memory': { exports: { memoryStore: 'function' } },
   // Placeholder module until the Postgres adapter lands: it only has to load.
@@ -49,8 +56,8 @@ const ENTRIES: Record<string, EntryExpectation> = {
     exports: { verifyWebhook: 'function', signPayload: 'function' },
     onlyImports: ['node:crypto'],
   },
-  // Placeholder module until the HTTP API lands: it only has to load.
-  './express': { exports: {}, uses: ['express'] },
+  // Imports express only as types: it must load without express installed.
+  './express': { exports: { webhooksRouter: 'function', verifyWebhookMiddleware: 'function' } },
   // Imports vitest, which the adapter author running the suite has installed (ESM-only, like vitest).
   './testing': { exports: { testStore: 'function' }, uses: ['vitest'] },
 };

@@ -338,6 +338,26 @@ export function testStore(options: StoreSuiteOptions): void {
       expect(await store.findSubscribers(hook.siteId, 'pageview')).toEqual([]);
     });
 
+    it('discards the retry of an attempt that was in flight when its webhook was disabled', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0));
+      await store.updateWebhook(hook.id, {
+        active: false,
+        disabledReason: 'Disabled by user',
+        updatedAt: at(1),
+      });
+      await complete({ attempt: failedAttempt(d, 1), next: { status: 'pending', nextAttemptAt: at(5000) } });
+      expect(await store.getDelivery(d.id)).toMatchObject({
+        status: 'discarded',
+        nextAttemptAt: null,
+        attempts: 1,
+      });
+      expect(await store.nextDueAt()).toBeNull();
+      await store.updateWebhook(hook.id, { active: true, disabledReason: null, updatedAt: at(2) });
+      expect(await claimAll(at(10_000))).toEqual([]);
+    });
+
     it('disables at once when told to (410 Gone)', async () => {
       const d = delivery(hook);
       await store.insertDeliveries([d]);

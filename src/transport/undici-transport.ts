@@ -1,3 +1,4 @@
+import { rootCertificates } from 'node:tls';
 import { Agent } from 'undici';
 import type { Transport, TransportRequest, TransportResult } from '../adapters/types.js';
 import { isBlockedAddress } from '../core/network.js';
@@ -26,9 +27,11 @@ export interface UndiciTransportOptions {
  */
 export function undiciTransport(options: UndiciTransportOptions = {}): Transport {
   const allowPrivate = options.allowPrivateNetworks ?? false;
+  const extraCAs = options.tls?.ca === undefined ? [] : [options.tls.ca].flat();
   const agent = new Agent({
     connect: {
-      ...(options.tls?.ca !== undefined && { ca: options.tls.ca }),
+      // Node's `ca` replaces the default trust store; ours adds to it.
+      ...(extraCAs.length > 0 && { ca: [...rootCertificates, ...extraCAs] }),
       ...(!allowPrivate && { lookup: guardedLookup }),
     },
     connections: options.connectionsPerOrigin ?? 16,

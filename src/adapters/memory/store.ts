@@ -143,6 +143,10 @@ export function memoryStore(): Store {
       Object.assign(webhook, { active: false, disabledReason, updatedAt: now });
       discardPending(webhook.id, now);
     }
+    // A retry of an attempt that was in flight when its webhook was disabled is kept, not queued.
+    if (!webhook.active && delivery.status === 'pending') {
+      Object.assign(delivery, { status: 'discarded', nextAttemptAt: null });
+    }
     return { deliveryId: delivery.id, webhookId: webhook.id, siteId: webhook.siteId, disabledReason };
   };
 

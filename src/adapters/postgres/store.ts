@@ -1,0 +1,311 @@
+import type { Pool, PoolClient } from 'pg';
+import type { AttemptOutcome, CompletionEffect, SqlClient, Store, WriteOptions } from '../types.js';
+import { NotificationListener } from './listener.js';
+import { type Row, storableText, toAttempt, toDate, toDelivery, toWebhook } from './rows.js';
+import { plaintextSecrets, type SecretCodec } from './secrets.js';
+import * as sql from './sql.js';
+
+/** How long finished deliveries are kept when `pruneDeliveries` is not told otherwise. */
+export const DEFAULT_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+export const DEFAULT_PRUNE_BATCH_SIZE = 1000;
+/** Due deliveries looked at per claimed one before falling back to the per-webhook scan; see `dueWindow`. */
+const DUE_WINDOW_PER_CLAIM = 4;
+const MIN_DUE_WINDOW = 256;
+
+export interface PostgresStoreOptions {
+  /** A `pg` Pool. The store never ends it. */
+  pool: Pool;
+  /** The schema `migrate()` created. Default `zta_webhooks`. */
+  schema?: string;
+  /**
+   * Announce new, requeued and released deliveries (and scheduled retries) with NOTIFY, and offer
+   * `subscribe` (LISTEN on one dedicated pool connection), so idle dispatchers in every process wake at
+   * once. Default true. Without it, dispatchers find work by polling.
+   */
+  notify?: boolean;
+  /** Told when the LISTEN connection fails or drops (it reconnects by itself) or a listener throws. */
+  onError?: (error: unknown) => void;
+  /**
+   * Advanced: how many of the earliest due deliveries `claimDeliveries` and `nextDueAt` read to decide which
+   * webhooks to take from, before falling back to a scan over every webhook with pending deliveries.
+   * Default: 4 × the claim limit, at least 256. A larger window falls back less often, a smaller one reads
+   * less; the fallback only happens when capped webhooks' backlogs fill the whole window.
+   */
+  dueWindow?: number;
+}
+
+export interface PruneOptions {
+  /** Delete finished deliveries created before this. Default: 30 days ago. */
+  olderThan?: Date;
+  /** Rows per DELETE statement (each its own transaction). Default 1000. */
+  batchSize?: number;
+}
+
+export interface PostgresStore extends Store {
+  readonly schema: string;
+  /** The NOTIFY channel of this schema. */
+  readonly channel: string;
+  /**
+   * Deletes finished (`succeeded`, `failed`, `discarded`) deliveries created before the cutoff, with their
+   * attempts, in batches of `batchSize` so no transaction grows large; returns how many it deleted.
+   */
+  pruneDeliveries(options?: PruneOptions): Promise<number>;
+  /** Stops listening and gives the LISTEN connection back to the pool. Does not end the pool. */
+  close(): Promise<void>;
+}
+
+/**
+ * The durable, multi-process store: webhooks, deliveries and attempts in Postgres tables created by
+ * `migrate()`. Every method is one statement (or, for `createWebhook`, one short transaction), so any
+ * number of dispatchers in any number of processes can share one database.
+ */
+export function postgresStore(options: PostgresStoreOptions): PostgresStore {
+  const { pool, notify = true, onError, dueWindow } = options;
+  if (dueWindow !== undefined && !(Number.isInteger(dueWindow) && dueWindow > 0)) {
+    throw new TypeError('dueWindow must be a positive integer');
+  }
+  const schema = options.schema ?? sql.DEFAULT_SCHEMA;
+  sql.quoteSchema(schema);
+  const channel = sql.channelName(schema);
+  const notifyChannel = notify ? channel : null;
+  const secrets: SecretCodec = plaintextSecrets;
+  const text = {
+    lockSite: sql.lockSite(),
+    insertWebhook: sql.insertWebhook(schema),
+    selectWebhook: sql.selectWebhook(schema),
+    selectSiteWebhooks: sql.selectSiteWebhooks(schema),
+    selectSubscribers: sql.selectSubscribers(schema),
+    updateWebhook: sql.updateWebhook(schema),
+    deleteWebhook: sql.deleteWebhook(schema),
+    insertDeliveries: sql.insertDeliveries(schema),
+    claimDeliveries: sql.claimDeliveries(schema),
+    completeAttempts: sql.completeAttempts(schema),
+    releaseDeliveries: sql.releaseDeliveries(schema),
+    nextDueAt: sql.nextDueAt(schema),
+    selectDelivery: sql.selectDelivery(schema),
+    listDeliveries: sql.listDeliveries(schema),
+    listAttempts: sql.listAttempts(schema),
+    requeueDelivery: sql.requeueDelivery(schema),
+    pruneDeliveries: sql.pruneDeliveries(schema),
+  };
+  const listener = notify
+    ? new NotificationListener({ pool, channel, listenSql: sql.listen(schema), ...(onError && { onError }) })
+    : undefined;
+
+  const query = async (statement: string, values: unknown[], client?: SqlClient): Promise<Row[]> => {
+    const result = await (client ?? pool).query(statement, values);
+    return result.rows as Row[];
+  };
+
+  const transaction = async <T>(work: (client: PoolClient) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      try {
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch((rollbackError: Error) => {
+          broken = rollbackError;
+        });
+        throw error;
+      }
+    } finally {
+      client.release(broken ?? false);
+    }
+  };
+
+  const store: PostgresStore = {
+    schema,
+    channel,
+
+    async createWebhook(record, { maxPerSite }) {
+      return transaction(async (client) => {
+        await client.query(text.lockSite, [schema, record.siteId]);
+        const { rows } = await client.query(text.insertWebhook, [
+          record.id,
+          record.siteId,
+          record.url,
+          record.events,
+          record.description,
+          secrets.seal(record.secret),
+          record.active,
+          record.disabledReason,
+          record.consecutiveFailures,
+          record.createdAt,
+          record.updatedAt,
+          record.lastTriggered,
+          maxPerSite,
+        ]);
+        return rows.length > 0 ? 'created' : 'limit_reached';
+      });
+    },
+
+    async getWebhook(id) {
+      const [row] = await query(text.selectWebhook, [id]);
+      return row ? toWebhook(row, secrets) : null;
+    },
+
+    async listWebhooks(siteId) {
+      return (await query(text.selectSiteWebhooks, [siteId])).map((row) => toWebhook(row, secrets));
+    },
+
+    async findSubscribers(siteId, event, writeOptions?: WriteOptions) {
+      const rows = await query(text.selectSubscribers, [siteId, event], writeOptions?.client);
+      return rows.map((row) => toWebhook(row, secrets));
+    },
+
+    async updateWebhook(id, patch) {
+      const columns: Record<string, unknown> = {};
+      if (patch.url !== undefined) columns.url = patch.url;
+      if (patch.events !== undefined) columns.events = patch.events;
+      if (patch.description !== undefined) columns.description = patch.description;
+      if (patch.secret !== undefined) columns.secret = secrets.seal(patch.secret);
+      if (patch.active !== undefined) columns.active = patch.active;
+      if (patch.disabledReason !== undefined) columns.disabled_reason = patch.disabledReason;
+      if (patch.consecutiveFailures !== undefined) columns.consecutive_failures = patch.consecutiveFailures;
+      const [row] = await query(text.updateWebhook, [id, JSON.stringify(columns), patch.updatedAt]);
+      return row ? toWebhook(row, secrets) : null;
+    },
+
+    async deleteWebhook(id) {
+      return (await query(text.deleteWebhook, [id])).length > 0;
+    },
+
+    async insertDeliveries(records, writeOptions) {
+      if (records.length === 0) return;
+      await query(
+        text.insertDeliveries,
+        [
+          records.map((r) => r.id),
+          records.map((r) => r.webhookId),
+          records.map((r) => r.siteId),
+          records.map((r) => r.event),
+          records.map((r) => r.body),
+          records.map((r) => r.status),
+          records.map((r) => r.attempts),
+          records.map((r) => r.nextAttemptAt),
+          records.map((r) => r.leaseExpiresAt),
+          records.map((r) => r.lastStatusCode),
+          records.map((r) => r.lastError),
+          records.map((r) => r.createdAt),
+          records.map((r) => r.updatedAt),
+          notifyChannel,
+        ],
+        writeOptions?.client,
+      );
+    },
+
+    async claimDeliveries({ now, limit, leaseMs, perWebhookLimit, busyWebhooks }) {
+      const wanted = Math.ceil(limit);
+      if (!(wanted > 0)) return [];
+      const busy = [...(busyWebhooks ?? new Map<string, number>())];
+      const perWebhook =
+        perWebhookLimit === undefined || !Number.isFinite(perWebhookLimit)
+          ? null
+          : Math.ceil(perWebhookLimit);
+      const rows = await query(text.claimDeliveries, [
+        now,
+        wanted,
+        perWebhook,
+        busy.map(([id]) => id),
+        busy.map(([, count]) => Math.ceil(count)),
+        new Date(now.getTime() + leaseMs),
+        dueWindow ?? Math.max(DUE_WINDOW_PER_CLAIM * wanted, MIN_DUE_WINDOW),
+        perWebhook === null ? wanted : Math.max(0, Math.min(wanted, perWebhook)),
+      ]);
+      return rows.map((row) => ({ delivery: toDelivery(row), webhook: toWebhook(row, secrets, 'w_') }));
+    },
+
+    async completeAttempts(outcomes: AttemptOutcome[]) {
+      if (outcomes.length === 0) return [];
+      const attempts = outcomes.map((o) => o.attempt);
+      const rows = await query(text.completeAttempts, [
+        attempts.map((a) => a.deliveryId),
+        attempts.map((a) => a.webhookId),
+        attempts.map((a) => a.attempt),
+        attempts.map((a) => a.startedAt),
+        attempts.map((a) => Math.round(a.durationMs)),
+        attempts.map((a) => a.statusCode),
+        attempts.map((a) => a.errorCode),
+        attempts.map((a) => storableText(a.responseSnippet)),
+        attempts.map((a) => a.ok),
+        outcomes.map((o) => o.next.status),
+        outcomes.map((o) => (o.next.status === 'pending' ? o.next.nextAttemptAt : null)),
+        attempts.map((a) => new Date(a.startedAt.getTime() + Math.round(a.durationMs))),
+        attempts.map((a) => (a.ok ? null : (a.errorCode ?? `HTTP ${a.statusCode}`))),
+        outcomes.map((o) => o.disableReason ?? null),
+        outcomes.map((o) => o.maxConsecutiveFailures),
+        notifyChannel,
+      ]);
+      return rows.map(
+        (row): CompletionEffect => ({
+          deliveryId: String(row.delivery_id),
+          webhookId: String(row.webhook_id),
+          siteId: String(row.site_id),
+          disabledReason: row.disabled_reason === null ? null : String(row.disabled_reason),
+        }),
+      );
+    },
+
+    async releaseDeliveries(ids, now) {
+      if (ids.length === 0) return;
+      await query(text.releaseDeliveries, [ids, now, notifyChannel]);
+    },
+
+    async nextDueAt({ excludeWebhookIds = [] } = {}) {
+      const [row] = await query(text.nextDueAt, [excludeWebhookIds, dueWindow ?? MIN_DUE_WINDOW]);
+      return row?.due === null || row?.due === undefined ? null : toDate(row.due);
+    },
+
+    async getDelivery(id) {
+      const [row] = await query(text.selectDelivery, [id]);
+      return row ? toDelivery(row) : null;
+    },
+
+    async listDeliveries(q) {
+      const rows = await query(text.listDeliveries, [
+        q.siteId ?? null,
+        q.webhookId ?? null,
+        q.status ?? null,
+        q.since ?? null,
+        q.after?.createdAt ?? null,
+        q.after?.id ?? null,
+        q.limit,
+      ]);
+      return rows.map(toDelivery);
+    },
+
+    async listAttempts(deliveryIds) {
+      if (deliveryIds.length === 0) return [];
+      return (await query(text.listAttempts, [deliveryIds])).map(toAttempt);
+    },
+
+    async requeueDelivery(id, now) {
+      const [row] = await query(text.requeueDelivery, [id, now, notifyChannel]);
+      return row ? toDelivery(row) : null;
+    },
+
+    async pruneDeliveries({ olderThan, batchSize = DEFAULT_PRUNE_BATCH_SIZE }: PruneOptions = {}) {
+      if (!Number.isInteger(batchSize) || batchSize <= 0) {
+        throw new TypeError('batchSize must be a positive integer');
+      }
+      const cutoff = olderThan ?? new Date(Date.now() - DEFAULT_RETENTION_MS);
+      let total = 0;
+      for (;;) {
+        const [row] = await query(text.pruneDeliveries, [cutoff, batchSize]);
+        const deleted = Number(row?.deleted ?? 0);
+        total += deleted;
+        if (deleted < batchSize) return total;
+      }
+    },
+
+    async close() {
+      await listener?.close();
+    },
+  };
+  if (listener !== undefined) store.subscribe = (fn) => listener.subscribe(fn);
+  return store;
+}

@@ -1,0 +1,14 @@
+import { type PostgresStore, postgresStore } from '../../src/postgres.js';
+import { testStore } from '../../src/testing.js';
+import { describePostgres, useTestDatabase } from './db.js';
+
+describePostgres('postgresStore conformance', () => {
+  const db = useTestDatabase();
+  testStore({
+    create: async () => {
+      await db.truncate();
+      return postgresStore({ pool: db.pool, schema: db.schema });
+    },
+    destroy: (store) => (store as PostgresStore).close(),
+  });
+});

@@ -1,0 +1,75 @@
+import { expect, it } from 'vitest';
+import { quoteSchema } from '../../src/adapters/postgres/sql.js';
+import { migrate, migrationSql, migrations, postgresStore, SCHEMA_VERSION } from '../../src/postgres.js';
+import { describePostgres, useTestDatabase } from './db.js';
+
+describePostgres('migrate', () => {
+  const db = useTestDatabase();
+
+  const versions = async (schema: string) =>
+    (await db.pool.query(`SELECT version FROM "${schema}".schema_version ORDER BY version`)).rows.map(
+      (r) => r.version,
+    );
+  const tables = async (schema: string) =>
+    (
+      await db.pool.query(
+        `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
+        [schema],
+      )
+    ).rows.map((r) => r.table_name);
+
+  it('creates the schema, then finds nothing to do', async () => {
+    const schema = db.freshSchema();
+    expect(await migrate(db.pool, { schema })).toEqual({ from: 0, to: SCHEMA_VERSION, applied: [1] });
+    expect(await tables(schema)).toEqual(['attempts', 'deliveries', 'schema_version', 'webhooks']);
+    expect(await migrate(db.pool, { schema })).toEqual({
+      from: SCHEMA_VERSION,
+      to: SCHEMA_VERSION,
+      applied: [],
+    });
+    expect(await versions(schema)).toEqual(migrations.map((m) => m.version));
+  });
+
+  it('is safe to run from many connections at once on a fresh schema', async () => {
+    const schema = db.freshSchema();
+    const results = await Promise.all(Array.from({ length: 5 }, () => migrate(db.pool, { schema })));
+    expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);
+    expect(await versions(schema)).toEqual([1]);
+  });
+
+  it('exports its SQL for other migration tools, which migrate() then agrees with', async () => {
+    const schema = db.freshSchema();
+    const script = migrationSql(schema);
+    expect(script).toContain(`CREATE TABLE "${schema}".deliveries`);
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(script);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect(await versions(schema)).toEqual([1]);
+    expect((await migrate(db.pool, { schema })).applied).toEqual([]);
+    expect(migrationSql(schema, SCHEMA_VERSION)).not.toContain('.webhooks (');
+    expect(migrationSql()).toContain('"zta_webhooks".webhooks');
+  });
+
+  it('stores timestamps with millisecond precision', async () => {
+    const { rows } = await db.pool.query(
+      `SELECT column_name, datetime_precision FROM information_schema.columns
+       WHERE table_schema = $1 AND data_type = 'timestamp with time zone' AND table_name <> 'schema_version'`,
+      [db.schema],
+    );
+    expect(rows.length).toBeGreaterThan(5);
+    expect(new Set(rows.map((r) => r.datetime_precision))).toEqual(new Set([3]));
+  });
+
+  it('refuses schema names that are not plain identifiers', async () => {
+    for (const bad of ['Zta', 'a-b', 'a"; DROP TABLE x; --', '1abc', '', 'x'.repeat(49)]) {
+      expect(() => quoteSchema(bad)).toThrow(TypeError);
+      await expect(migrate(db.pool, { schema: bad })).rejects.toThrow(/Invalid schema name/);
+      expect(() => postgresStore({ pool: db.pool, schema: bad })).toThrow(/Invalid schema name/);
+    }
+  });
+});

@@ -1,0 +1,391 @@
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { expect, it, vi } from 'vitest';
+import { Dispatcher } from '../../src/index.js';
+import { postgresStore } from '../../src/postgres.js';
+import { DATABASE_URL, describePostgres, useTestDatabase } from './db.js';
+import { at, attempt, delivery, failedAttempt, T0, waitFor, webhook } from './records.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describePostgres('postgresStore', () => {
+  const db = useTestDatabase();
+
+  it('holds the per-site limit for 50 concurrent creates from several pools', async () => {
+    await db.truncate();
+    const stores = [db.pool, db.extraPool(5), db.extraPool(5)].map((pool) =>
+      postgresStore({ pool, schema: db.schema, notify: false }),
+    );
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        stores[i % stores.length]!.createWebhook(webhook({ siteId: 'site_race' }), { maxPerSite: 10 }),
+      ),
+    );
+    expect(outcomes.filter((o) => o === 'created')).toHaveLength(10);
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".webhooks`);
+    expect(rows[0].n).toBe(10);
+  });
+
+  it('reads back every timestamp to the millisecond, whatever the session time zone', async () => {
+    await db.truncate();
+    const pool = new pg.Pool({
+      connectionString: DATABASE_URL,
+      max: 2,
+      options: '-c TimeZone=Asia/Kathmandu',
+    });
+    try {
+      const store = postgresStore({ pool, schema: db.schema, notify: false });
+      const odd = (iso: string) => new Date(iso);
+      const hook = webhook({
+        createdAt: odd('1969-12-31T23:59:59.999Z'),
+        updatedAt: odd('2026-03-04T05:06:07.891Z'),
+        lastTriggered: odd('2031-07-08T09:10:11.001Z'),
+      });
+      await store.createWebhook(hook, { maxPerSite: 10 });
+      expect(await store.getWebhook(hook.id)).toEqual(hook);
+
+      const d = delivery(hook, {
+        nextAttemptAt: odd('2026-01-01T00:00:00.007Z'),
+        createdAt: odd('2026-01-01T00:00:00.123Z'),
+        updatedAt: odd('2026-01-01T00:00:00.999Z'),
+      });
+      await store.insertDeliveries([d]);
+      expect(await store.getDelivery(d.id)).toEqual(d);
+      expect(await store.nextDueAt()).toEqual(d.nextAttemptAt);
+      const now = odd('2026-01-01T00:00:01.333Z');
+      const [claimed] = await store.claimDeliveries({ now, limit: 1, leaseMs: 1_234 });
+      expect(claimed!.delivery.leaseExpiresAt).toEqual(odd('2026-01-01T00:00:02.567Z'));
+      expect(claimed!.delivery.updatedAt).toEqual(now);
+
+      const done = attempt(d, 1, { startedAt: odd('2026-01-01T00:00:01.445Z'), durationMs: 17 });
+      await store.completeAttempts([
+        { attempt: done, next: { status: 'succeeded' }, maxConsecutiveFailures: 10 },
+      ]);
+      expect(await store.listAttempts([d.id])).toEqual([done]);
+      expect((await store.getDelivery(d.id))!.updatedAt).toEqual(odd('2026-01-01T00:00:01.462Z'));
+      expect((await store.getWebhook(hook.id))!.lastTriggered).toEqual(hook.lastTriggered);
+
+      const { rows } = await pool.query(
+        `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS t FROM "${db.schema}".deliveries`,
+      );
+      expect(rows[0].t).toBe('2026-01-01 00:00:00.123000');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('writes through the caller’s transaction: an emit that rolls back leaves nothing (the outbox)', async () => {
+    await db.truncate();
+    const store = db.store();
+    const hook = webhook({ siteId: 'site_outbox', events: ['pageview'] });
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const dispatcher = new Dispatcher({ store });
+    const event = { siteId: 'site_outbox', event: 'pageview' as const, data: { path: '/checkout' } };
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const [rolledBack] = await dispatcher.emit(event, { client });
+      expect(rolledBack).toBeDefined();
+      expect(await store.getDelivery(rolledBack!)).toBeNull(); // not visible outside the transaction
+      await client.query('ROLLBACK');
+      expect(await store.getDelivery(rolledBack!)).toBeNull();
+
+      await client.query('BEGIN');
+      // A webhook created in the same transaction is found too: findSubscribers reads through the client.
+      await client.query(
+        `INSERT INTO "${db.schema}".webhooks (id, site_id, url, events, secret, active, created_at, updated_at)
+         VALUES ('wh_in_tx', 'site_outbox', 'https://x.example/', '{pageview}', 's', true, now(), now())`,
+      );
+      const committed = await dispatcher.emit(event, { client });
+      expect(committed).toHaveLength(2);
+      await client.query('COMMIT');
+      const stored = await Promise.all(committed.map((id) => store.getDelivery(id)));
+      expect(stored.map((d) => d?.webhookId).sort()).toEqual([hook.id, 'wh_in_tx'].sort());
+      expect(stored[0]).toMatchObject({ status: 'pending', event: 'pageview', siteId: 'site_outbox' });
+      expect(JSON.parse(stored[0]!.body)).toMatchObject({ event: 'pageview', data: { path: '/checkout' } });
+    } finally {
+      client.release();
+      await dispatcher.stop();
+    }
+  });
+
+  it('skips deliveries for webhooks deleted meanwhile instead of failing the caller’s transaction', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const kept = delivery(hook);
+    await store.insertDeliveries([kept, delivery(webhook())]);
+    expect(await store.listDeliveries({ siteId: 'site_a', limit: 10 })).toEqual([kept]);
+  });
+
+  it('NOTIFYs subscribers in any process within milliseconds of a commit, and not for a rollback', async () => {
+    await db.truncate();
+    const store = db.store();
+    const otherProcess = postgresStore({ pool: db.extraPool(2), schema: db.schema });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const calls: number[] = [];
+    const unsubscribe = otherProcess.subscribe!(() => calls.push(performance.now()));
+    try {
+      await waitFor(() => calls.length === 1); // called once as soon as it is listening
+
+      const client = await db.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await store.insertDeliveries([delivery(hook)], { client });
+        await sleep(50);
+        await client.query('ROLLBACK');
+        await sleep(100);
+        expect(calls).toHaveLength(1);
+
+        await client.query('BEGIN');
+        await store.insertDeliveries([delivery(hook), delivery(hook)], { client });
+        await sleep(50);
+        expect(calls).toHaveLength(1);
+        const committedAt = performance.now();
+        await client.query('COMMIT');
+        await waitFor(() => calls.length === 2);
+        expect(calls[1]! - committedAt).toBeLessThan(100);
+      } finally {
+        client.release();
+      }
+
+      await store.insertDeliveries([delivery(hook)]);
+      await waitFor(() => calls.length === 3);
+      const [claimed] = await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 60_000 });
+      await store.releaseDeliveries([claimed!.delivery.id], at(1));
+      await waitFor(() => calls.length === 4);
+
+      // A store without notify sends nothing and offers no subscribe.
+      const quiet = postgresStore({ pool: db.pool, schema: db.schema, notify: false });
+      expect(quiet.subscribe).toBeUndefined();
+      await quiet.insertDeliveries([delivery(hook)]);
+      await sleep(100);
+      expect(calls).toHaveLength(4);
+    } finally {
+      unsubscribe();
+      await otherProcess.close();
+    }
+  });
+
+  it('wakes subscribers when a retry is scheduled or a delivery requeued', async () => {
+    await db.truncate();
+    const store = db.store();
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const d = delivery(hook);
+    await store.insertDeliveries([d]);
+    let calls = 0;
+    store.subscribe!(() => calls++);
+    await waitFor(() => calls === 1);
+    await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 60_000 });
+    await store.completeAttempts([
+      {
+        attempt: failedAttempt(d, 1),
+        next: { status: 'pending', nextAttemptAt: at(5000) },
+        maxConsecutiveFailures: 10,
+      },
+    ]);
+    await waitFor(() => calls === 2);
+    await store.claimDeliveries({ now: at(5000), limit: 1, leaseMs: 60_000 });
+    await store.completeAttempts([
+      { attempt: failedAttempt(d, 2), next: { status: 'failed' }, maxConsecutiveFailures: 10 },
+    ]);
+    await sleep(100);
+    expect(calls).toBe(2);
+    await store.requeueDelivery(d.id, at(9000));
+    await waitFor(() => calls === 3);
+  });
+
+  it('recovers its LISTEN connection after pg_terminate_backend and calls listeners once', async () => {
+    await db.truncate();
+    const errors: unknown[] = [];
+    const store = db.store({ onError: (error) => errors.push(error) });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    let calls = 0;
+    store.subscribe!(() => calls++);
+    await waitFor(() => calls === 1);
+    const listeners = async () =>
+      (
+        await db.pool.query(
+          'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = $1',
+          [`LISTEN "${store.channel}"`],
+        )
+      ).rows.map((r) => r.pid as number);
+    const [before] = await listeners();
+    expect(before).toBeDefined();
+
+    await db.pool.query('SELECT pg_terminate_backend($1)', [before]);
+    await waitFor(() => calls === 2); // reconnected: once, for whatever was missed
+    expect(errors.length).toBeGreaterThan(0);
+    const after = await listeners();
+    expect(after).toHaveLength(1);
+    expect(after[0]).not.toBe(before);
+
+    await store.insertDeliveries([delivery(hook)]);
+    await waitFor(() => calls === 3);
+  });
+
+  it('gives the LISTEN connection back when the last listener unsubscribes, and on close', async () => {
+    const pool = db.extraPool(3);
+    const store = postgresStore({ pool, schema: db.schema });
+    let calls = 0;
+    const first = store.subscribe!(() => calls++);
+    const second = store.subscribe!(() => calls++);
+    await waitFor(() => calls === 2);
+    expect(pool.totalCount - pool.idleCount).toBe(1);
+    first();
+    expect(pool.totalCount - pool.idleCount).toBe(1);
+    second();
+    await waitFor(() => pool.totalCount - pool.idleCount === 0);
+    store.subscribe!(() => calls++);
+    await waitFor(() => calls === 3);
+    await store.close();
+    expect(pool.totalCount - pool.idleCount).toBe(0);
+  });
+
+  it('prunes only finished deliveries older than the cutoff, in bounded batches', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const old = (status: 'succeeded' | 'failed' | 'discarded' | 'pending' | 'delivering', ms = 0) =>
+      delivery(hook, {
+        status,
+        createdAt: at(ms),
+        ...(status === 'delivering' && { leaseExpiresAt: at(1) }),
+      });
+    const doomed = [
+      old('succeeded'),
+      old('succeeded', 1),
+      old('failed', 2),
+      old('discarded', 3),
+      old('succeeded', 4),
+    ];
+    const kept = [old('pending'), old('delivering'), old('succeeded', 10_000), old('failed', 20_000)];
+    await store.insertDeliveries([...doomed, ...kept]);
+    await store.completeAttempts([
+      { attempt: attempt(doomed[0]!, 1), next: { status: 'succeeded' }, maxConsecutiveFailures: 10 },
+    ]);
+    const spy = vi.spyOn(db.pool, 'query');
+    try {
+      expect(await store.pruneDeliveries({ olderThan: at(10_000), batchSize: 2 })).toBe(5);
+      expect(spy.mock.calls.filter(([text]) => String(text).includes('DELETE FROM'))).toHaveLength(3);
+    } finally {
+      spy.mockRestore();
+    }
+    const left = await store.listDeliveries({ webhookId: hook.id, limit: 100 });
+    expect(left.map((d) => d.id).sort()).toEqual(kept.map((d) => d.id).sort());
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".attempts`);
+    expect(rows[0].n).toBe(0);
+    await expect(store.pruneDeliveries({ batchSize: 0 })).rejects.toThrow(/batchSize/);
+  });
+
+  it('prunes after 30 days by default', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const day = 24 * 60 * 60 * 1000;
+    const older = delivery(hook, { status: 'succeeded', createdAt: new Date(Date.now() - 31 * day) });
+    const newer = delivery(hook, { status: 'succeeded', createdAt: new Date(Date.now() - 29 * day) });
+    await store.insertDeliveries([older, newer]);
+    expect(await store.pruneDeliveries()).toBe(1);
+    expect(await store.getDelivery(newer.id)).not.toBeNull();
+  });
+
+  it('stores a response snippet with NUL characters instead of failing the batch', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const d = delivery(hook);
+    await store.insertDeliveries([d]);
+    const nul = attempt(d, 1, { responseSnippet: 'a\u0000b' });
+    await store.completeAttempts([
+      { attempt: nul, next: { status: 'succeeded' }, maxConsecutiveFailures: 10 },
+    ]);
+    expect((await store.listAttempts([d.id]))[0]!.responseSnippet).toBe('a\uFFFDb');
+  });
+
+  it('never hands one delivery to two claimers at once', async () => {
+    await db.truncate();
+    const hooks = Array.from({ length: 5 }, () => webhook());
+    const seed = postgresStore({ pool: db.pool, schema: db.schema, notify: false });
+    for (const hook of hooks) await seed.createWebhook(hook, { maxPerSite: 10 });
+    const all = hooks.flatMap((hook) =>
+      Array.from({ length: 60 }, (_, i) => delivery(hook, { nextAttemptAt: at(i) })),
+    );
+    await seed.insertDeliveries(all);
+    const claimers = [db.pool, db.extraPool(3), db.extraPool(3), db.extraPool(3)].map((pool) =>
+      postgresStore({ pool, schema: db.schema, notify: false }),
+    );
+    const seen: string[] = [];
+    await Promise.all(
+      claimers.map(async (claimer) => {
+        for (let empty = 0; empty < 3; ) {
+          const claimed = await claimer.claimDeliveries({
+            now: at(1000),
+            limit: 7,
+            leaseMs: 60_000,
+            perWebhookLimit: 3,
+          });
+          if (claimed.length === 0) empty++;
+          seen.push(...claimed.map((c) => c.delivery.id));
+        }
+      }),
+    );
+    expect(seen).toHaveLength(all.length);
+    expect(new Set(seen).size).toBe(all.length);
+  });
+
+  it('claims from every webhook when one has a large backlog, and reclaims expired leases under the cap', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const flooded = webhook();
+    const quiet = webhook();
+    await store.createWebhook(flooded, { maxPerSite: 10 });
+    await store.createWebhook(quiet, { maxPerSite: 10 });
+    const backlog = Array.from({ length: 5000 }, (_, i) =>
+      delivery(flooded, { nextAttemptAt: at(i % 1000) }),
+    );
+    await store.insertDeliveries(backlog);
+    const mine = delivery(quiet, { nextAttemptAt: at(999) });
+    await store.insertDeliveries([mine]);
+    const first = await store.claimDeliveries({ now: at(1000), limit: 4, leaseMs: 100, perWebhookLimit: 2 });
+    expect(first.filter((c) => c.webhook.id === flooded.id)).toHaveLength(2);
+    expect(first.filter((c) => c.webhook.id === quiet.id).map((c) => c.delivery.id)).toEqual([mine.id]);
+    // Expired leases (the quiet webhook's, due at 1100) are reclaimed; the cap still holds for the flood.
+    const again = await store.claimDeliveries({ now: at(2000), limit: 10, leaseMs: 100, perWebhookLimit: 3 });
+    expect(again.filter((c) => c.webhook.id === flooded.id)).toHaveLength(3);
+    expect(again.map((c) => c.delivery.id)).toContain(mine.id);
+    expect(await store.nextDueAt({ excludeWebhookIds: [flooded.id] })).toEqual(at(2100));
+    expect(await store.nextDueAt()).toEqual(at(1)); // all five due at 0 are claimed
+  });
+
+  it('keeps the webhook row lock order so concurrent completion batches do not deadlock', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hooks = Array.from({ length: 4 }, () => webhook());
+    for (const hook of hooks) await store.createWebhook(hook, { maxPerSite: 10 });
+    const ds = hooks.flatMap((hook) => Array.from({ length: 10 }, () => delivery(hook)));
+    await store.insertDeliveries(ds);
+    await store.claimDeliveries({ now: T0, limit: 100, leaseMs: 60_000 });
+    const batches = [0, 1, 2, 3].map((b) => ds.filter((_, i) => i % 4 === b).reverse());
+    const results = await Promise.all(
+      batches.map((batch) =>
+        store.completeAttempts(
+          batch.map((d) => ({
+            attempt: failedAttempt(d, 1),
+            next: { status: 'failed' },
+            maxConsecutiveFailures: 100,
+          })),
+        ),
+      ),
+    );
+    expect(results.flat()).toHaveLength(40);
+    for (const hook of hooks) expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(10);
+  });
+});

@@ -10,7 +10,9 @@ describe('memoryStore', () => {
   it('refuses to pretend it can write inside a SQL transaction', async () => {
     const store = memoryStore();
     const client = { query: async () => ({ rows: [] }) };
-    await expect(store.insertDeliveries([], { client })).rejects.toThrow(/cannot write inside a SQL transaction/);
+    await expect(store.insertDeliveries([], { client })).rejects.toThrow(
+      /cannot write inside a SQL transaction/,
+    );
     await expect(store.findSubscribers('s', 'pageview', { client })).rejects.toThrow(/SQL transaction/);
   });
 });

@@ -461,7 +461,9 @@ export class Dispatcher {
     return this.#transport;
   }
 
+  /** After each completion write: the retries it scheduled may be due before the current wake-up. */
   #applyEffects(effects: CompletionEffect[]): void {
+    this.#kick();
     for (const effect of effects) {
       if (effect.disabledReason === null) continue;
       const info = { webhookId: effect.webhookId, siteId: effect.siteId, reason: effect.disabledReason };

@@ -106,6 +106,8 @@ export const eventsSchema = z
 const descriptionSchema = z
   .string({ error: 'description must be a string' })
   .max(MAX_DESCRIPTION_LENGTH, `description must be at most ${MAX_DESCRIPTION_LENGTH} characters`)
+  // No store should have to hold it, and PostgreSQL text cannot.
+  .refine((text) => !text.includes('\u0000'), 'description must not contain NUL characters')
   .nullable();
 
 const objectSchema = <T extends z.ZodRawShape>(shape: T) =>

@@ -127,6 +127,7 @@ describe('WebhookManager', () => {
       [{ ...valid, url: undefined }, 'url is required'],
       [{ ...valid, description: 7 }, 'description must be a string'],
       [{ ...valid, description: 'x'.repeat(501) }, 'description must be at most 500 characters'],
+      [{ ...valid, description: 'a\u0000b' }, 'description must not contain NUL characters'],
       [null, 'Request body must be a JSON object'],
       ['a string', 'Request body must be a JSON object'],
     ])('refuses malformed input %#', async (input, message) => {

@@ -50,8 +50,8 @@ const ENTRIES: Record<string, EntryExpectation> = {
     },
   },
   './memory': { exports: { memoryStore: 'function' } },
-  // Placeholder module until the Postgres adapter lands: it only has to load.
-  './postgres': { exports: {}, uses: ['pg'] },
+  // Imports pg only as types: the user passes the pool.
+  './postgres': { exports: { postgresStore: 'function', migrate: 'function', migrationSql: 'function' } },
   './verify': {
     exports: { verifyWebhook: 'function', signPayload: 'function' },
     onlyImports: ['node:crypto'],

@@ -181,6 +181,9 @@ describe('redelivery and the activity log', () => {
   });
 });
 
+/** The same secret with one character changed. */
+const otherSecret = (secret: string): string => `${secret.slice(0, -2)}${secret.at(-2) === 'A' ? 'E' : 'A'}=`;
+
 describe("the spec's receiver snippets verify real deliveries", () => {
   const require = createRequire(import.meta.url);
   const specNodeVerify = require('../fixtures/spec-node-verify.cjs') as (
@@ -228,9 +231,7 @@ describe("the spec's receiver snippets verify real deliveries", () => {
     for (const request of requests) {
       const signature = request.headers['x-zta-signature'];
       expect(specNodeVerify(JSON.parse(request.body), signature, webhook.secret)).toBe(true);
-      expect(specNodeVerify(JSON.parse(request.body), signature, `${webhook.secret.slice(0, -2)}A=`)).toBe(
-        false,
-      );
+      expect(specNodeVerify(JSON.parse(request.body), signature, otherSecret(webhook.secret))).toBe(false);
     }
     const cases = requests.flatMap((request) => [
       { payload: request.body, signature: request.headers['x-zta-signature'], secret: webhook.secret },

@@ -6,6 +6,7 @@ export default defineConfig({
     memory: 'src/memory.ts',
     postgres: 'src/postgres.ts',
     verify: 'src/verify.ts',
+    'verify-web': 'src/verify-web.ts',
     express: 'src/express.ts',
     testing: 'src/testing.ts',
   },

@@ -1,68 +1,32 @@
-/** The event types a webhook can subscribe to, in the spec's order. */
-export const EVENT_TYPES = ['pageview', 'event', 'goal', 'alert', 'session_end'] as const;
+import type { EventType } from '../verify/payload-types.js';
 
-export type EventType = (typeof EVENT_TYPES)[number];
+// The payload types live in a types-only module that the receiver-side entry points share without loading
+// sender code; they are re-exported here unchanged.
+export type {
+  AlertData,
+  CustomEventData,
+  EventDataMap,
+  EventType,
+  GoalData,
+  PageviewData,
+  SessionEndData,
+  WebhookPayload,
+} from '../verify/payload-types.js';
+
+/** The event types a webhook can subscribe to, in the spec's order. */
+export const EVENT_TYPES = [
+  'pageview',
+  'event',
+  'goal',
+  'alert',
+  'session_end',
+] as const satisfies readonly EventType[];
+
+// Compile-time check that EVENT_TYPES lists every member of the EventType union (the `satisfies` above
+// checks the converse): `Exclude<...>` must be `never`.
+type AssertNever<T extends never> = T;
+type _EventTypesAllListed = AssertNever<Exclude<EventType, (typeof EVENT_TYPES)[number]>>;
 
 export function isEventType(value: unknown): value is EventType {
   return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
 }
-
-interface SiteScoped {
-  siteId: string;
-}
-
-export interface PageviewData extends SiteScoped {
-  path: string;
-  referrer?: string | null;
-  country?: string | null;
-  device?: string | null;
-  browser?: string | null;
-}
-
-export interface CustomEventData extends SiteScoped {
-  action: string;
-  category?: string | null;
-  label?: string | null;
-  value?: number | null;
-  path?: string | null;
-}
-
-export interface GoalData extends SiteScoped {
-  goalId: string;
-  goalName: string;
-  path?: string | null;
-  value?: number | null;
-}
-
-export interface AlertData extends SiteScoped {
-  alertId: string;
-  alertName: string;
-  condition: string;
-  currentValue: number;
-  threshold: number;
-}
-
-/** Not shown in the spec; this library defines it. `duration` is in seconds. */
-export interface SessionEndData extends SiteScoped {
-  sessionId: string;
-  duration: number;
-  pageviews: number;
-  entryPath?: string | null;
-  exitPath?: string | null;
-  country?: string | null;
-  device?: string | null;
-  browser?: string | null;
-}
-
-export interface EventDataMap {
-  pageview: PageviewData;
-  event: CustomEventData;
-  goal: GoalData;
-  alert: AlertData;
-  session_end: SessionEndData;
-}
-
-/** The JSON body of a delivery: exactly `JSON.stringify({ event, timestamp, data })`. */
-export type WebhookPayload<E extends EventType = EventType> = {
-  [K in E]: { event: K; timestamp: string; data: EventDataMap[K] };
-}[E];

@@ -1,16 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/**
- * The `X-ZTA-Signature` header as a server framework hands it over: a string, `undefined`/`null` when the
- * header is missing (Node's `req.headers[...]`, the web `Headers.get(...)`), or an array of values.
- */
-export type SignatureHeader = string | readonly string[] | null | undefined;
+import type { SignatureHeader, WebhookSecret } from './shared.js';
 
-/**
- * One webhook secret (`whsec_…`), or several during a secret rotation: the signature is accepted when it
- * matches any of them. Empty strings and non-strings in a list are skipped.
- */
-export type WebhookSecret = string | readonly string[];
+export type { SignatureHeader, WebhookSecret };
 
 /** `'sha256='` + 64 lowercase hex digits. */
 const SIGNATURE_LENGTH = 71;

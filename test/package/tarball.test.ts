@@ -53,8 +53,20 @@ const ENTRIES: Record<string, EntryExpectation> = {
   // Imports pg only as types: the user passes the pool.
   './postgres': { exports: { postgresStore: 'function', migrate: 'function', migrationSql: 'function' } },
   './verify': {
-    exports: { verifyWebhook: 'function', signPayload: 'function' },
+    exports: {
+      verifyWebhook: 'function',
+      signPayload: 'function',
+      verifyStandardWebhook: 'function',
+      signStandardPayload: 'function',
+      verifyWebhookAsync: 'function',
+      verifyStandardWebhookAsync: 'function',
+    },
     onlyImports: ['node:crypto'],
+  },
+  // WebCrypto only: no node: modules at all.
+  './verify/web': {
+    exports: { verifyWebhookAsync: 'function', verifyStandardWebhookAsync: 'function' },
+    onlyImports: [],
   },
   // Imports express only as types: it must load without express installed.
   './express': { exports: { webhooksRouter: 'function', verifyWebhookMiddleware: 'function' } },

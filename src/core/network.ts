@@ -1,14 +1,21 @@
 import ipaddr from 'ipaddr.js';
 
+const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR('2000::/3');
+
 /**
  * True when `address` (an IP literal) is anything but public unicast: loopback, private, link-local, CGNAT,
  * multicast, broadcast, unspecified, reserved, documentation ranges, or IPv6 forms that embed or translate
- * IPv4 (IPv4-mapped, NAT64, 6to4, Teredo). ipaddr.js owns the range table. Not an IP at all → false.
+ * IPv4 (IPv4-mapped, NAT64, 6to4, Teredo), and IPv6 outside global unicast 2000::/3 (IPv4-compatible
+ * ::a.b.c.d among them). ipaddr.js owns the range table. Not an IP at all → false.
  */
 export function isBlockedAddress(address: string): boolean {
   const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
   if (!ipaddr.isValid(bare)) return false;
-  return ipaddr.process(bare).range() !== 'unicast';
+  const parsed = ipaddr.process(bare);
+  if (parsed.range() !== 'unicast') return true;
+  // ipaddr.js calls every IPv6 address outside its table "unicast", including the deprecated
+  // IPv4-compatible ::a.b.c.d (::/96) and unallocated space; only 2000::/3 is global unicast.
+  return parsed.kind() === 'ipv6' && !parsed.match(GLOBAL_UNICAST_V6);
 }
 
 export function isIpLiteral(host: string): boolean {

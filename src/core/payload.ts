@@ -1,6 +1,6 @@
-import { WebhookError } from './errors.js';
+import { MESSAGES, WebhookError } from './errors.js';
 import { type EventType, isEventType } from './events.js';
-import { parse, siteIdSchema } from './schemas.js';
+import { parse, shown, siteIdSchema } from './schemas.js';
 
 /** The spec's payload size limit, in bytes of the UTF-8 body. */
 export const MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -27,7 +27,7 @@ export function prepareEvent(input: EmitInput, now: Date): PreparedEvent {
   }
   const siteId = parse(siteIdSchema, input.siteId);
   if (!isEventType(input.event)) {
-    throw new WebhookError('invalid_event_type', `Invalid event type: ${String(input.event).slice(0, 64)}`);
+    throw new WebhookError('invalid_event_type', MESSAGES.invalidEventType(shown(input.event)));
   }
   const { data } = input;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
@@ -36,7 +36,13 @@ export function prepareEvent(input: EmitInput, now: Date): PreparedEvent {
   if ('siteId' in data && data.siteId !== siteId) {
     throw new WebhookError('validation_failed', 'data.siteId must match siteId');
   }
-  const timestamp = input.timestamp === undefined ? now : new Date(input.timestamp);
+  const given: unknown = input.timestamp;
+  const timestamp =
+    given === undefined
+      ? now
+      : given instanceof Date || typeof given === 'string'
+        ? new Date(given)
+        : new Date(Number.NaN);
   if (Number.isNaN(timestamp.getTime()))
     throw new WebhookError('validation_failed', 'timestamp must be a valid date');
 

@@ -13,8 +13,15 @@ function fail(ctx: z.RefinementCtx, code: WebhookErrorCode, message: string): vo
   ctx.addIssue({ code: 'custom', message, params: { code } });
 }
 
-function shown(value: unknown): string {
-  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+/** A value as an error message may quote it: short, and never throwing. */
+export function shown(value: unknown): string {
+  let text: string;
+  try {
+    text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  } catch {
+    // A BigInt, or a toJSON that throws: the message must not turn a 400 into a TypeError.
+    text = typeof value;
+  }
   return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 

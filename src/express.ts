@@ -83,7 +83,9 @@ export const DEFAULT_RECEIVER_MAX_BODY_BYTES = 1024 * 1024 + 64 * 1024;
 /**
  * Receiver-side middleware: reads the raw body (bounded), checks `X-ZTA-Signature` with `verifyWebhook`
  * against the secret (or any of several, during a rotation), and answers 401 `{ "error": "Invalid
- * signature" }` on mismatch. On success `req.body` is the parsed event and `req.rawBody` the exact bytes.
+ * signature" }` on mismatch. `X-ZTA-Signature-Next` (sent during a rotation overlap, signed with the new
+ * secret) is checked too, so `{ secret: [newSecret, oldSecret] }` accepts deliveries before, during and
+ * after the overlap. On success `req.body` is the parsed event and `req.rawBody` the exact bytes.
  *
  * ```ts
  * app.post('/webhook', verifyWebhookMiddleware({ secret: process.env.ZTA_WEBHOOK_SECRET! }), (req, res) => {
@@ -117,10 +119,16 @@ export function verifyWebhookMiddleware(
       return;
     }
     const secret = await getSecret(req);
+    // During a rotation overlap X-ZTA-Signature carries the previous secret's signature and
+    // X-ZTA-Signature-Next the new one's: a valid signature in either, with any accepted secret, will do.
     if (
       secret === null ||
       secret === undefined ||
-      !verifyWebhook(raw, req.headers['x-zta-signature'], secret)
+      !(
+        verifyWebhook(raw, req.headers['x-zta-signature'], secret) ||
+        (req.headers['x-zta-signature-next'] !== undefined &&
+          verifyWebhook(raw, req.headers['x-zta-signature-next'], secret))
+      )
     ) {
       await sendWebResponse(res, errorResponse(401, 'Invalid signature'));
       return;

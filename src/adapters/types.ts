@@ -119,6 +119,15 @@ export interface Store {
   /** A `failed` or `discarded` delivery becomes `pending` again, due at `now`; null if not in such a state. */
   requeueDelivery(id: string, now: Date): Promise<DeliveryRecord | null>;
   /**
+   * Optional retention: deletes finished (`succeeded`, `failed`, `discarded`) deliveries created before
+   * `olderThan`, with their attempts, and returns how many it deleted. Pending and in-flight (`delivering`)
+   * deliveries are never deleted, whatever their age. A store that deletes in steps takes at most
+   * `batchSize` deliveries per step (each step its own short transaction) until none is left; the default
+   * size is the store's. Safe to call while dispatchers run, and from several processes at once. The
+   * dispatcher calls it periodically while started (its `retention` option).
+   */
+  pruneDeliveries?(options: { olderThan: Date; batchSize?: number }): Promise<number>;
+  /**
    * Optional: calls `listener` when deliveries may have become due (inserted, requeued, released), also when
    * that happened in another process. The dispatcher still polls `nextDueAt` without it.
    */

@@ -11,19 +11,40 @@ import type {
 } from '../adapters/types.js';
 import { undiciTransport } from '../transport/undici-transport.js';
 import { signPayload } from '../verify/sign.js';
+import { signStandardPayload } from '../verify/standard.js';
 import { USER_AGENT } from '../version.js';
 import { CompletionWriter } from './completion-writer.js';
 import type { EventType } from './events.js';
 import { newId } from './ids.js';
 import { type EmitInput, prepareEvent } from './payload.js';
-import type { AttemptErrorCode, AttemptRecord, DeliveryRecord } from './records.js';
+import {
+  type AttemptErrorCode,
+  type AttemptRecord,
+  type DeliveryRecord,
+  SIGNATURE_SCHEMES,
+  type SignatureScheme,
+  type WebhookRecord,
+} from './records.js';
+import { redactSecrets } from './redact.js';
 import { judgeAttempt, type RetryPolicy, SPEC_RETRY_POLICY, validateRetryPolicy } from './retry.js';
 import { timerScheduler } from './timer-scheduler.js';
+import { previousSecretActive } from './views.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
 export const DEFAULT_MAX_CONSECUTIVE_FAILURES = 10;
 export const DEFAULT_CONCURRENCY = 64;
 export const DEFAULT_PER_WEBHOOK_CONCURRENCY = 8;
+/** How long finished deliveries are kept by default (`retention.maxAgeMs`): 30 days. */
+export const DEFAULT_RETENTION_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000;
+/** How often a started dispatcher prunes by default (`retention.intervalMs`): hourly. */
+export const DEFAULT_RETENTION_INTERVAL_MS = 60 * 60 * 1000;
+
+export interface RetentionOptions {
+  /** Finished deliveries created longer ago than this are deleted, with their attempts. Default 30 days. */
+  maxAgeMs?: number;
+  /** Time between prunes; the first runs when the dispatcher starts. Default 1 hour. */
+  intervalMs?: number;
+}
 
 export interface Logger {
   debug?(message: string, fields?: Record<string, unknown>): void;
@@ -88,9 +109,23 @@ export interface DispatcherOptions {
   leaseMs?: number;
   /** Safety-net poll for work queued where the store cannot notify. Default 1000 ms without `store.subscribe`, 30 s with. */
   pollIntervalMs?: number;
+  /**
+   * While started, prune finished deliveries (and their attempts) older than `maxAgeMs` every
+   * `intervalMs`, through `store.pruneDeliveries` (stores without it are left alone). Runs never overlap,
+   * and a failed run is logged and tried again at the next interval. `false`: never prune. Default
+   * `{ maxAgeMs: 30 days, intervalMs: 1 hour }`.
+   */
+  retention?: RetentionOptions | false;
   onWebhookDisabled?: (info: WebhookDisabledInfo) => void;
   logger?: Logger;
   userAgent?: string;
+  /**
+   * How deliveries are signed, for webhooks that do not choose (their `signatureSchemes` is null). `zta`:
+   * `X-ZTA-Signature`, as in the spec; `standard`: the Standard Webhooks headers `webhook-id`,
+   * `webhook-timestamp` and `webhook-signature`. Default `['zta']`. The `X-ZTA-Event`, `-Webhook-ID`,
+   * `-Delivery-ID` and `-Timestamp` headers are sent whatever the schemes.
+   */
+  signatureSchemes?: SignatureScheme[];
 }
 
 /**
@@ -112,9 +147,13 @@ export class Dispatcher {
   readonly #pollIntervalMs: number;
   readonly #logger: Logger;
   readonly #userAgent: string;
+  readonly #signatureSchemes: readonly SignatureScheme[];
   readonly #onWebhookDisabled: ((info: WebhookDisabledInfo) => void) | undefined;
   readonly #events = new EventEmitter<DispatcherEvents>();
   readonly #writer: CompletionWriter;
+  readonly #retention: Required<RetentionOptions> | null;
+  #pruneTimer: NodeJS.Timeout | undefined;
+  #pruning: Promise<void> | null = null;
 
   readonly #inFlight = new Map<string, Promise<void>>();
   readonly #busy = new Map<string, number>();
@@ -122,6 +161,8 @@ export class Dispatcher {
   #draining = 0;
   #pumping: Promise<void> | null = null;
   #pumpAgain = false;
+  /** Set when an attempt scheduled a retry whose completion write is still to come. */
+  #retriesWritten = false;
   #unsubscribe: (() => void) | undefined;
   #poller: NodeJS.Timeout | undefined;
 
@@ -153,8 +194,22 @@ export class Dispatcher {
       options.pollIntervalMs ?? (this.#store.subscribe ? 30_000 : 1_000),
       'pollIntervalMs',
     );
+    this.#retention =
+      options.retention === false
+        ? null
+        : {
+            maxAgeMs: positive(
+              options.retention?.maxAgeMs ?? DEFAULT_RETENTION_MAX_AGE_MS,
+              'retention.maxAgeMs',
+            ),
+            intervalMs: positive(
+              options.retention?.intervalMs ?? DEFAULT_RETENTION_INTERVAL_MS,
+              'retention.intervalMs',
+            ),
+          };
     this.#logger = options.logger ?? {};
     this.#userAgent = options.userAgent ?? USER_AGENT;
+    this.#signatureSchemes = validSchemes(options.signatureSchemes ?? ['zta']);
     this.#onWebhookDisabled = options.onWebhookDisabled;
     this.#writer = new CompletionWriter({
       store: this.#store,
@@ -232,6 +287,10 @@ export class Dispatcher {
     this.#poller = setInterval(() => this.#kick(), this.#pollIntervalMs);
     this.#poller.unref();
     this.#kick();
+    // A run left over from before a stop() schedules the next one itself when it ends.
+    if (this.#retention !== null && this.#store.pruneDeliveries !== undefined && this.#pruning === null) {
+      this.#prune();
+    }
   }
 
   /**
@@ -243,7 +302,10 @@ export class Dispatcher {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     clearInterval(this.#poller);
+    clearTimeout(this.#pruneTimer);
+    this.#pruneTimer = undefined;
     this.#scheduler.cancel();
+    await this.#pruning;
     await this.#pumping;
     await this.#settle();
     if (this.#draining === 0 && this.#transport !== undefined && this.#transportOption === undefined) {
@@ -273,6 +335,26 @@ export class Dispatcher {
     return { attempted };
   }
 
+  /** One retention run now, then the next `intervalMs` after it ends (so runs never overlap). */
+  #prune(): void {
+    const retention = this.#retention!;
+    const olderThan = new Date(Date.now() - retention.maxAgeMs);
+    this.#pruning = Promise.resolve()
+      .then(() => this.#store.pruneDeliveries!({ olderThan }))
+      .then(
+        (deleted) => {
+          if (deleted > 0) this.#logger.info?.('pruned old deliveries', { deleted, olderThan });
+        },
+        (error: unknown) => this.#logger.error?.('could not prune old deliveries', { error: message(error) }),
+      )
+      .finally(() => {
+        this.#pruning = null;
+        if (!this.#running) return;
+        this.#pruneTimer = setTimeout(() => this.#prune(), Math.min(retention.intervalMs, MAX_TIMER_MS));
+        this.#pruneTimer.unref();
+      });
+  }
+
   /** Whether the engine may claim work: started, or inside `runDue`. */
   get #active(): boolean {
     return this.#running || this.#draining > 0;
@@ -291,6 +373,8 @@ export class Dispatcher {
     }
     this.#pumping = this.#pump().finally(() => {
       this.#pumping = null;
+      // A kick that came after the loop's last check would otherwise be lost until the next poll.
+      if (this.#pumpAgain) this.#kick();
     });
   }
 
@@ -370,15 +454,7 @@ export class Dispatcher {
       attempt: number,
     };
     this.#notify('attempt:start', info);
-    const headers = {
-      'Content-Type': 'application/json',
-      'User-Agent': this.#userAgent,
-      'X-ZTA-Signature': signPayload(delivery.body, webhook.secret),
-      'X-ZTA-Event': delivery.event,
-      'X-ZTA-Webhook-ID': webhook.id,
-      'X-ZTA-Delivery-ID': delivery.id,
-      'X-ZTA-Timestamp': String(Math.floor(startedAt.getTime() / 1000)),
-    };
+    const headers = this.#headers(delivery, webhook, startedAt);
     const began = performance.now();
     let result: TransportResult;
     try {
@@ -424,6 +500,8 @@ export class Dispatcher {
       ...(verdict.disableReason !== undefined && { disableReason: verdict.disableReason }),
     });
 
+    if (verdict.next.status === 'pending') this.#retriesWritten = true;
+    if (verdict.ok && !this.#listening('attempt:success') && this.#logger.debug === undefined) return;
     const outcome: AttemptInfo = {
       ...info,
       ok: verdict.ok,
@@ -456,14 +534,52 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * The request headers of one attempt. During a rotation overlap `X-ZTA-Signature` stays signed with the
+   * previous secret (so receivers that still hold it, including the spec's snippets, keep working) and
+   * `X-ZTA-Signature-Next` carries the new secret's signature; `webhook-signature` has one `v1,` entry per
+   * secret, the new one first. `webhook-id` is the delivery id, the same on every retry.
+   */
+  #headers(delivery: DeliveryRecord, webhook: WebhookRecord, startedAt: Date): Record<string, string> {
+    const seconds = Math.floor(startedAt.getTime() / 1000);
+    const previous = previousSecretActive(webhook, startedAt) ? webhook.previousSecret : null;
+    const schemes = webhook.signatureSchemes ?? this.#signatureSchemes;
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      'User-Agent': this.#userAgent,
+    };
+    if (schemes.includes('zta')) {
+      headers['X-ZTA-Signature'] = signPayload(delivery.body, previous ?? webhook.secret);
+      if (previous !== null) headers['X-ZTA-Signature-Next'] = signPayload(delivery.body, webhook.secret);
+    }
+    headers['X-ZTA-Event'] = delivery.event;
+    headers['X-ZTA-Webhook-ID'] = webhook.id;
+    headers['X-ZTA-Delivery-ID'] = delivery.id;
+    headers['X-ZTA-Timestamp'] = String(seconds);
+    if (schemes.includes('standard')) {
+      headers['webhook-id'] = delivery.id;
+      headers['webhook-timestamp'] = String(seconds);
+      headers['webhook-signature'] = signStandardPayload(
+        delivery.id,
+        seconds,
+        delivery.body,
+        previous === null ? webhook.secret : [webhook.secret, previous],
+      );
+    }
+    return headers;
+  }
+
   #getTransport(): Transport {
     this.#transport ??= this.#transportOption ?? undiciTransport(this.#transportOptions);
     return this.#transport;
   }
 
-  /** After each completion write: the retries it scheduled may be due before the current wake-up. */
+  /** After a completion write that scheduled retries: they may be due before the current wake-up. */
   #applyEffects(effects: CompletionEffect[]): void {
-    this.#kick();
+    if (this.#retriesWritten) {
+      this.#retriesWritten = false;
+      this.#kick();
+    }
     for (const effect of effects) {
       if (effect.disabledReason === null) continue;
       const info = { webhookId: effect.webhookId, siteId: effect.siteId, reason: effect.disabledReason };
@@ -477,6 +593,10 @@ export class Dispatcher {
     }
   }
 
+  #listening(event: keyof DispatcherEvents): boolean {
+    return this.#events.listenerCount(event) > 0;
+  }
+
   /** Listeners are the host's code: one that throws must not break delivery. */
   #notify<K extends keyof DispatcherEvents>(event: K, ...args: DispatcherEvents[K]): void {
     try {
@@ -487,11 +607,30 @@ export class Dispatcher {
   }
 }
 
+/** setTimeout's ceiling (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The dispatcher's `signatureSchemes`: a non-empty list of known schemes without duplicates. */
+function validSchemes(schemes: readonly SignatureScheme[]): readonly SignatureScheme[] {
+  if (
+    !Array.isArray(schemes) ||
+    schemes.length === 0 ||
+    new Set(schemes).size !== schemes.length ||
+    !schemes.every((scheme) => (SIGNATURE_SCHEMES as readonly unknown[]).includes(scheme))
+  ) {
+    throw new TypeError(
+      `signatureSchemes must be a non-empty list of distinct schemes among: ${SIGNATURE_SCHEMES.join(', ')}`,
+    );
+  }
+  return Object.freeze([...schemes]);
+}
+
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number`);
   return value;
 }
 
+/** An error as the logs may show it: store and transport errors can quote rows or URLs. */
 function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return redactSecrets(error instanceof Error ? error.message : String(error));
 }

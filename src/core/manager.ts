@@ -1,11 +1,12 @@
 import type { Store } from '../adapters/types.js';
 import { MESSAGES, WebhookError } from './errors.js';
 import { newId, newSecret } from './ids.js';
-import type { WebhookPatch, WebhookRecord } from './records.js';
+import type { SignatureScheme, WebhookPatch, WebhookRecord } from './records.js';
 import {
   createWebhookSchema,
   deliveryQuerySchema,
   parse,
+  rotateSecretSchema,
   siteIdSchema,
   updateWebhookSchema,
   webhookIdSchema,
@@ -31,6 +32,8 @@ export interface CreateWebhookInput {
   url: string;
   events: string[];
   description?: string | null;
+  /** Non-empty, known schemes, no duplicates; `null` or absent: the dispatcher's default. */
+  signatureSchemes?: SignatureScheme[] | null;
 }
 
 export interface UpdateWebhookInput {
@@ -38,6 +41,16 @@ export interface UpdateWebhookInput {
   events?: string[];
   description?: string | null;
   active?: boolean;
+  /** `null` goes back to the dispatcher's default. */
+  signatureSchemes?: SignatureScheme[] | null;
+}
+
+export interface RotateSecretOptions {
+  /**
+   * How long the previous secret keeps signing deliveries next to the new one, in whole seconds: 0 (replace
+   * at once) to 2,592,000 (30 days). Default 86,400 (a day).
+   */
+  overlapSeconds?: number;
 }
 
 export interface DeliveriesInput {
@@ -69,7 +82,7 @@ export class WebhookManager<P = unknown> {
   }
 
   async create(principal: P, input: CreateWebhookInput): Promise<{ webhook: WebhookWithSecret }> {
-    const { siteId, url, events, description } = parse(this.#createSchema, input);
+    const { siteId, url, events, description, signatureSchemes } = parse(this.#createSchema, input);
     await this.#requireSite(principal, siteId);
     const now = this.#now();
     const record: WebhookRecord = {
@@ -79,6 +92,9 @@ export class WebhookManager<P = unknown> {
       events,
       description: description ?? null,
       secret: newSecret(),
+      previousSecret: null,
+      previousSecretExpiresAt: null,
+      signatureSchemes: signatureSchemes ?? null,
       active: true,
       disabledReason: null,
       consecutiveFailures: 0,
@@ -90,21 +106,25 @@ export class WebhookManager<P = unknown> {
     if (outcome === 'limit_reached') {
       throw new WebhookError('webhook_limit_reached', `Maximum ${this.#maxPerSite} webhooks per site`);
     }
-    return { webhook: { ...toWebhook(record), secret: record.secret } };
+    return { webhook: { ...toWebhook(record, now), secret: record.secret } };
   }
 
   async list(principal: P, siteId: string): Promise<{ webhooks: Webhook[] }> {
     const site = parse(siteIdSchema, siteId);
     await this.#requireSite(principal, site);
     const records = await this.#store.listWebhooks(site);
-    return { webhooks: records.map(toWebhook) };
+    const now = this.#now();
+    return { webhooks: records.map((record) => toWebhook(record, now)) };
   }
 
   async get(principal: P, id: string): Promise<{ webhook: Webhook }> {
-    return { webhook: toWebhook(await this.#requireWebhook(principal, id)) };
+    return { webhook: toWebhook(await this.#requireWebhook(principal, id), this.#now()) };
   }
 
-  /** Changes url, events, description or `active`. Re-enabling clears the failure count and reason. */
+  /**
+   * Changes url, events, description, signature schemes or `active`. Re-enabling clears the failure count
+   * and reason.
+   */
   async update(principal: P, id: string, input: UpdateWebhookInput): Promise<{ webhook: Webhook }> {
     const changes = parse(this.#updateSchema, input);
     const current = await this.#requireWebhook(principal, id);
@@ -112,6 +132,7 @@ export class WebhookManager<P = unknown> {
     if (changes.url !== undefined) patch.url = changes.url;
     if (changes.events !== undefined) patch.events = changes.events;
     if (changes.description !== undefined) patch.description = changes.description;
+    if (changes.signatureSchemes !== undefined) patch.signatureSchemes = changes.signatureSchemes;
     if (changes.active === true && !current.active) {
       Object.assign(patch, { active: true, disabledReason: null, consecutiveFailures: 0 });
     } else if (changes.active === false && current.active) {
@@ -119,7 +140,7 @@ export class WebhookManager<P = unknown> {
     }
     const updated = await this.#store.updateWebhook(current.id, patch);
     if (updated === null) throw new WebhookError('webhook_not_found', MESSAGES.webhookNotFound);
-    return { webhook: toWebhook(updated) };
+    return { webhook: toWebhook(updated, patch.updatedAt) };
   }
 
   async delete(principal: P, id: string): Promise<{ success: true; message: string }> {
@@ -130,13 +151,50 @@ export class WebhookManager<P = unknown> {
     return { success: true, message: 'Webhook deleted successfully' };
   }
 
-  /** Replaces the secret at once and returns the new one; like `create`, the only time it is shown. */
-  async rotateSecret(principal: P, id: string): Promise<{ webhook: WebhookWithSecret }> {
+  /**
+   * Replaces the secret and returns the new one; like `create`, the only time it is shown. For
+   * `overlapSeconds` (default a day; 0: none) the current secret stays on as the previous one and
+   * deliveries carry signatures with both: `X-ZTA-Signature` keeps the previous secret's and
+   * `X-ZTA-Signature-Next` carries the new one's; `webhook-signature` has a `v1,` entry for each, new first.
+   * Rotating again during an overlap drops the older previous secret at once.
+   */
+  async rotateSecret(
+    principal: P,
+    id: string,
+    options: RotateSecretOptions = {},
+  ): Promise<{ webhook: WebhookWithSecret }> {
+    const { overlapSeconds } = parse(rotateSecretSchema, options);
     const current = await this.#requireWebhook(principal, id);
+    const now = this.#now();
     const secret = newSecret();
-    const updated = await this.#store.updateWebhook(current.id, { secret, updatedAt: this.#now() });
+    const overlapping = overlapSeconds > 0;
+    const updated = await this.#store.updateWebhook(current.id, {
+      secret,
+      previousSecret: overlapping ? current.secret : null,
+      previousSecretExpiresAt: overlapping ? new Date(now.getTime() + overlapSeconds * 1000) : null,
+      updatedAt: now,
+    });
     if (updated === null) throw new WebhookError('webhook_not_found', MESSAGES.webhookNotFound);
-    return { webhook: { ...toWebhook(updated), secret } };
+    return { webhook: { ...toWebhook(updated, now), secret } };
+  }
+
+  /**
+   * Ends a rotation overlap at once: the previous secret is forgotten and deliveries are signed with the
+   * current secret only. A no-op (and no write) when there is no previous secret.
+   */
+  async revokePreviousSecret(principal: P, id: string): Promise<{ webhook: Webhook }> {
+    const current = await this.#requireWebhook(principal, id);
+    const now = this.#now();
+    if (current.previousSecret === null && current.previousSecretExpiresAt === null) {
+      return { webhook: toWebhook(current, now) };
+    }
+    const updated = await this.#store.updateWebhook(current.id, {
+      previousSecret: null,
+      previousSecretExpiresAt: null,
+      updatedAt: now,
+    });
+    if (updated === null) throw new WebhookError('webhook_not_found', MESSAGES.webhookNotFound);
+    return { webhook: toWebhook(updated, now) };
   }
 
   /** The activity log: deliveries (newest first) with every attempt, a page at a time. */

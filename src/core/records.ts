@@ -1,5 +1,12 @@
 import type { EventType } from './events.js';
 
+/**
+ * How deliveries are signed: `zta` is the spec's `X-ZTA-Signature` (HMAC-SHA256 of the body, hex); `standard`
+ * adds the Standard Webhooks headers `webhook-id`, `webhook-timestamp` and `webhook-signature`.
+ */
+export const SIGNATURE_SCHEMES = ['zta', 'standard'] as const;
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
+
 /** A webhook as the store keeps it. Only the manager ever hands the secret out, and only once. */
 export interface WebhookRecord {
   id: string;
@@ -8,6 +15,12 @@ export interface WebhookRecord {
   events: EventType[];
   description: string | null;
   secret: string;
+  /** The secret before the last rotation, still signing deliveries until `previousSecretExpiresAt`. */
+  previousSecret: string | null;
+  /** When the rotation overlap ends; `null` when there is no previous secret. */
+  previousSecretExpiresAt: Date | null;
+  /** Schemes this webhook's deliveries are signed with; `null` means the dispatcher's default. */
+  signatureSchemes: SignatureScheme[] | null;
   active: boolean;
   disabledReason: string | null;
   consecutiveFailures: number;
@@ -19,7 +32,16 @@ export interface WebhookRecord {
 export type WebhookPatch = Partial<
   Pick<
     WebhookRecord,
-    'url' | 'events' | 'description' | 'secret' | 'active' | 'disabledReason' | 'consecutiveFailures'
+    | 'url'
+    | 'events'
+    | 'description'
+    | 'secret'
+    | 'previousSecret'
+    | 'previousSecretExpiresAt'
+    | 'signatureSchemes'
+    | 'active'
+    | 'disabledReason'
+    | 'consecutiveFailures'
   >
 > & { updatedAt: Date };
 

@@ -2,11 +2,15 @@ import { z } from 'zod';
 import { MESSAGES, WebhookError, type WebhookErrorCode } from './errors.js';
 import { EVENT_TYPES, type EventType, isEventType } from './events.js';
 import { privateHostReason } from './network.js';
-import { DELIVERY_STATUSES } from './records.js';
+import { DELIVERY_STATUSES, SIGNATURE_SCHEMES, type SignatureScheme } from './records.js';
 
 export const MAX_URL_LENGTH = 2048;
 export const MAX_EVENTS_PER_WEBHOOK = EVENT_TYPES.length;
 export const MAX_DESCRIPTION_LENGTH = 500;
+/** Default rotation overlap: the old secret keeps signing deliveries for a day. */
+export const DEFAULT_ROTATION_OVERLAP_SECONDS = 86_400;
+/** Longest rotation overlap: 30 days. */
+export const MAX_ROTATION_OVERLAP_SECONDS = 30 * 86_400;
 
 /** Zod issues carry the error code they should surface as in `params.code`. */
 function fail(ctx: z.RefinementCtx, code: WebhookErrorCode, message: string): void {
@@ -39,7 +43,9 @@ const idSchema = (name: string) =>
       error: (issue) => (issue.input === undefined ? `${name} is required` : `${name} must be a string`),
     })
     .min(1, `${name} is required`)
-    .max(128, `${name} is too long`);
+    .max(128, `${name} is too long`)
+    // Ids are URL-safe; anything else (a NUL, which PostgreSQL text cannot even hold) names nothing.
+    .regex(/^[\w-]+$/, `${name} is invalid`);
 
 export const webhookIdSchema = idSchema('id');
 
@@ -110,6 +116,60 @@ export const eventsSchema = z
     return [...seen];
   });
 
+const isSignatureScheme = (value: unknown): value is SignatureScheme =>
+  (SIGNATURE_SCHEMES as readonly unknown[]).includes(value);
+
+/** A non-empty list of known schemes without duplicates, or `null` (the dispatcher's default). */
+export const signatureSchemesSchema = z
+  .array(z.unknown(), { error: 'signatureSchemes must be an array of signature schemes or null' })
+  .transform((schemes, ctx): SignatureScheme[] => {
+    if (schemes.length === 0) {
+      fail(ctx, 'validation_failed', 'signatureSchemes must contain at least one scheme');
+      return z.NEVER;
+    }
+    const seen = new Set<SignatureScheme>();
+    for (const scheme of schemes) {
+      if (!isSignatureScheme(scheme)) {
+        fail(
+          ctx,
+          'validation_failed',
+          `Invalid signature scheme: ${shown(scheme)} (expected one of: ${SIGNATURE_SCHEMES.join(', ')})`,
+        );
+        return z.NEVER;
+      }
+      if (seen.has(scheme)) {
+        fail(ctx, 'validation_failed', `Duplicate signature scheme: ${scheme}`);
+        return z.NEVER;
+      }
+      seen.add(scheme);
+    }
+    return [...seen];
+  })
+  .nullable();
+
+export const rotateSecretSchema = z
+  .object(
+    {
+      overlapSeconds: z
+        .number({ error: 'overlapSeconds must be a number' })
+        .int('overlapSeconds must be an integer')
+        .min(0, `overlapSeconds must be between 0 and ${MAX_ROTATION_OVERLAP_SECONDS}`)
+        .max(
+          MAX_ROTATION_OVERLAP_SECONDS,
+          `overlapSeconds must be between 0 and ${MAX_ROTATION_OVERLAP_SECONDS}`,
+        )
+        .default(DEFAULT_ROTATION_OVERLAP_SECONDS),
+    },
+    {
+      // Strict, so that a misspelt option is refused rather than silently given the day-long default.
+      error: (issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `Unknown field: ${shown(issue.keys.join(', '))} (expected overlapSeconds)`
+          : 'Request body must be a JSON object',
+    },
+  )
+  .strict();
+
 const descriptionSchema = z
   .string({ error: 'description must be a string' })
   .max(MAX_DESCRIPTION_LENGTH, `description must be at most ${MAX_DESCRIPTION_LENGTH} characters`)
@@ -126,6 +186,7 @@ export function createWebhookSchema(allowPrivateNetworks: boolean) {
     url: urlSchema(allowPrivateNetworks),
     events: eventsSchema,
     description: descriptionSchema.optional(),
+    signatureSchemes: signatureSchemesSchema.optional(),
   });
 }
 
@@ -135,6 +196,7 @@ export function updateWebhookSchema(allowPrivateNetworks: boolean) {
     events: eventsSchema.optional(),
     description: descriptionSchema.optional(),
     active: z.boolean({ error: 'active must be a boolean' }).optional(),
+    signatureSchemes: signatureSchemesSchema.optional(),
   });
 }
 

@@ -4,6 +4,7 @@ import type {
   AttemptRecord,
   DeliveryRecord,
   DeliveryStatus,
+  SignatureScheme,
   WebhookRecord,
 } from './records.js';
 
@@ -14,6 +15,13 @@ export interface Webhook {
   url: string;
   events: EventType[];
   description: string | null;
+  /** Schemes its deliveries are signed with; `null`: the dispatcher's default (`['zta']` unless configured). */
+  signatureSchemes: SignatureScheme[] | null;
+  /**
+   * Set while a rotation overlap is in progress: until `previousSecretExpiresAt`, deliveries are also
+   * signed with the previous secret. Never carries secret material.
+   */
+  secretRotation: { previousSecretExpiresAt: string } | null;
   active: boolean;
   disabledReason: string | null;
   createdAt: string;
@@ -51,13 +59,32 @@ export interface Delivery {
 
 const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
 
-export function toWebhook(record: WebhookRecord): Webhook {
+/** Whether the record's previous secret still signs deliveries at `now`. */
+export function previousSecretActive(
+  record: WebhookRecord,
+  now: Date,
+): record is WebhookRecord & {
+  previousSecret: string;
+  previousSecretExpiresAt: Date;
+} {
+  return (
+    record.previousSecret !== null &&
+    record.previousSecretExpiresAt !== null &&
+    record.previousSecretExpiresAt.getTime() > now.getTime()
+  );
+}
+
+export function toWebhook(record: WebhookRecord, now: Date = new Date()): Webhook {
   return {
     id: record.id,
     siteId: record.siteId,
     url: record.url,
     events: [...record.events],
     description: record.description,
+    signatureSchemes: record.signatureSchemes === null ? null : [...record.signatureSchemes],
+    secretRotation: previousSecretActive(record, now)
+      ? { previousSecretExpiresAt: record.previousSecretExpiresAt.toISOString() }
+      : null,
     active: record.active,
     disabledReason: record.disabledReason,
     createdAt: record.createdAt.toISOString(),

@@ -3,9 +3,11 @@ import { WebhookError } from '../core/errors.js';
 import type {
   CreateWebhookInput,
   DeliveriesInput,
+  RotateSecretOptions,
   UpdateWebhookInput,
   WebhookManager,
 } from '../core/manager.js';
+import { redactSecrets } from '../core/redact.js';
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from './json-body.js';
 import { queryParam, requiredQueryParam } from './query.js';
 import { errorResponse, jsonResponse } from './responses.js';
@@ -93,8 +95,18 @@ export function createWebhooksApi<P>(options: WebhooksApiOptions<P>): WebhooksAp
         }
       case 'item':
         return jsonResponse(200, await manager.get(principal, route.id));
-      case 'rotate-secret':
-        return jsonResponse(200, await manager.rotateSecret(principal, requiredQueryParam(query, 'id')));
+      case 'rotate-secret': {
+        const id = requiredQueryParam(query, 'id');
+        // The body is optional: a bare POST rotates with the default overlap, as before.
+        const input = await readJsonBody(request, maxBodyBytes, { optional: true });
+        const options = (input === undefined ? {} : input) as RotateSecretOptions;
+        return jsonResponse(200, await manager.rotateSecret(principal, id, options));
+      }
+      case 'revoke-previous-secret':
+        return jsonResponse(
+          200,
+          await manager.revokePreviousSecret(principal, requiredQueryParam(query, 'id')),
+        );
       case 'redeliver':
         return jsonResponse(202, await manager.redeliver(principal, requiredQueryParam(query, 'id')));
       case 'deliveries':
@@ -141,18 +153,14 @@ function deliveriesInput(query: URLSearchParams): DeliveriesInput {
 /** What is logged of an unexpected error: its kind and message, with anything secret-looking masked. */
 function describe(error: unknown): { name: string; code?: string; message: string } {
   try {
-    if (!(error instanceof Error)) return { name: typeof error, message: redact(String(error)) };
+    if (!(error instanceof Error)) return { name: typeof error, message: redactSecrets(String(error)) };
     const code = (error as { code?: unknown }).code;
     return {
       name: String(error.name),
       ...(typeof code === 'string' && { code }),
-      message: redact(String(error.message)),
+      message: redactSecrets(String(error.message)),
     };
   } catch {
     return { name: 'unknown', message: '(unprintable error)' };
   }
-}
-
-function redact(text: string): string {
-  return text.replace(/whsec_[A-Za-z0-9+/=_-]*/g, 'whsec_[redacted]').slice(0, 500);
 }

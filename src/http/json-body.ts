@@ -30,10 +30,17 @@ export function isJsonContentType(header: string | null): boolean {
  * - 413 when Content-Length announces more than `maxBytes`, or as soon as the stream has delivered more
  *   (the rest is never read; the stream is cancelled), so at most `maxBytes` plus one chunk is ever held;
  * - 400 for an empty body, bytes that are not UTF-8, or text that is not JSON.
- * The JSON value is returned as is; its shape is the manager's to validate.
+ * The JSON value is returned as is; its shape is the manager's to validate. With `optional`, an empty body
+ * (with any Content-Type, or none) is `undefined` instead of a 400 or 415.
  */
-export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+export async function readJsonBody(
+  request: Request,
+  maxBytes: number,
+  options: { optional?: boolean } = {},
+): Promise<unknown> {
+  const optional = options.optional === true;
   if (!isJsonContentType(request.headers.get('content-type'))) {
+    if (optional && (await readBounded(request, maxBytes)).byteLength === 0) return undefined;
     throw new WebhookError('unsupported_media_type', 'Content-Type must be application/json');
   }
   const encoding = request.headers.get('content-encoding');
@@ -45,7 +52,10 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
     throw tooLarge(maxBytes);
   }
   const bytes = await readBounded(request, maxBytes);
-  if (bytes.byteLength === 0) throw new WebhookError('validation_failed', 'Request body is required');
+  if (bytes.byteLength === 0) {
+    if (optional) return undefined;
+    throw new WebhookError('validation_failed', 'Request body is required');
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

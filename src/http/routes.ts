@@ -10,8 +10,10 @@ export type Route =
   | { name: 'collection' }
   /** `{base}/deliveries`: the activity log (extension). */
   | { name: 'deliveries' }
-  /** `{base}/rotate-secret?id=` (extension). */
+  /** `{base}/rotate-secret?id=` (extension); optional JSON body `{ overlapSeconds }`. */
   | { name: 'rotate-secret' }
+  /** `{base}/revoke-previous-secret?id=` (extension): ends a rotation overlap at once. */
+  | { name: 'revoke-previous-secret' }
   /** `{base}/redeliver?id=` (extension). */
   | { name: 'redeliver' }
   /** `{base}/{id}`: one webhook (extension). */
@@ -24,6 +26,7 @@ export const ALLOWED_METHODS: Record<RouteName, readonly string[]> = {
   collection: ['GET', 'POST', 'PATCH', 'DELETE'],
   deliveries: ['GET'],
   'rotate-secret': ['POST'],
+  'revoke-previous-secret': ['POST'],
   redeliver: ['POST'],
   item: ['GET'],
 };
@@ -31,6 +34,7 @@ export const ALLOWED_METHODS: Record<RouteName, readonly string[]> = {
 const FIXED = new Map<string, Exclude<RouteName, 'collection' | 'item'>>([
   ['deliveries', 'deliveries'],
   ['rotate-secret', 'rotate-secret'],
+  ['revoke-previous-secret', 'revoke-previous-secret'],
   ['redeliver', 'redeliver'],
 ]);
 

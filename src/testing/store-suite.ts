@@ -21,6 +21,9 @@ function webhook(overrides: Partial<WebhookRecord> = {}): WebhookRecord {
     events: ['pageview', 'goal'],
     description: null,
     secret: newSecret(),
+    previousSecret: null,
+    previousSecretExpiresAt: null,
+    signatureSchemes: null,
     active: true,
     disabledReason: null,
     consecutiveFailures: 0,
@@ -157,6 +160,49 @@ export function testStore(options: StoreSuiteOptions): void {
       expect(updated!.updatedAt).toEqual(at(5));
       expect(await store.getWebhook(record.id)).toEqual(updated);
       expect(await store.updateWebhook('wh_missing', { updatedAt: at(5) })).toBeNull();
+    });
+
+    it('round-trips and patches the rotation fields and signature schemes', async () => {
+      const record = webhook({ signatureSchemes: ['standard', 'zta'] });
+      await store.createWebhook(record, { maxPerSite: 10 });
+      expect(await store.getWebhook(record.id)).toEqual(record);
+      const rotated = await store.updateWebhook(record.id, {
+        secret: newSecret(),
+        previousSecret: record.secret,
+        previousSecretExpiresAt: at(86_400_000),
+        signatureSchemes: ['zta'],
+        updatedAt: at(5),
+      });
+      expect(rotated).toMatchObject({
+        previousSecret: record.secret,
+        previousSecretExpiresAt: at(86_400_000),
+        signatureSchemes: ['zta'],
+        url: record.url,
+      });
+      expect(rotated!.secret).not.toBe(record.secret);
+      expect(await store.getWebhook(record.id)).toEqual(rotated);
+      // Claimed deliveries carry the same record.
+      await store.insertDeliveries([delivery(record)]);
+      expect((await claimAll(at(0)))[0]!.webhook).toEqual(rotated);
+      // A patch without the fields leaves them alone; null clears them.
+      await store.updateWebhook(record.id, { description: 'x', updatedAt: at(6) });
+      expect(await store.getWebhook(record.id)).toMatchObject({
+        previousSecret: record.secret,
+        signatureSchemes: ['zta'],
+      });
+      const cleared = await store.updateWebhook(record.id, {
+        previousSecret: null,
+        previousSecretExpiresAt: null,
+        signatureSchemes: null,
+        updatedAt: at(7),
+      });
+      expect(cleared).toMatchObject({
+        previousSecret: null,
+        previousSecretExpiresAt: null,
+        signatureSchemes: null,
+      });
+      expect(await store.getWebhook(record.id)).toEqual(cleared);
+      expect((await store.findSubscribers('site_a', 'pageview'))[0]).toEqual(cleared);
     });
 
     it('discards pending deliveries when a webhook is made inactive', async () => {
@@ -437,6 +483,32 @@ export function testStore(options: StoreSuiteOptions): void {
       }
       expect(seen).toHaveLength(6);
       expect(new Set(seen)).toEqual(new Set(same.map((d) => d.id)));
+    });
+
+    it('prunes finished deliveries older than the cutoff with their attempts (if the store supports it)', async () => {
+      if (store.pruneDeliveries === undefined) return;
+      const succeeded = delivery(hook, { createdAt: at(0) });
+      const inFlight = delivery(hook, { createdAt: at(1) });
+      const failed = delivery(hook, { createdAt: at(2), status: 'failed', nextAttemptAt: null, attempts: 3 });
+      const discarded = delivery(hook, { createdAt: at(3), status: 'discarded', nextAttemptAt: null });
+      const waiting = delivery(hook, { createdAt: at(4), nextAttemptAt: at(100_000) });
+      const recent = delivery(hook, { createdAt: at(10_000), status: 'succeeded', nextAttemptAt: null });
+      await store.insertDeliveries([succeeded, inFlight, failed, discarded, waiting, recent]);
+      expect((await claimAll(at(0), { leaseMs: 60_000 })).map((c) => c.delivery.id).sort()).toEqual(
+        [succeeded.id, inFlight.id].sort(),
+      );
+      await complete({ attempt: attempt(succeeded, 1), next: { status: 'succeeded' } });
+
+      expect(await store.pruneDeliveries({ olderThan: at(5_000), batchSize: 2 })).toBe(3);
+      for (const gone of [succeeded, failed, discarded]) expect(await store.getDelivery(gone.id)).toBeNull();
+      expect(await store.listAttempts([succeeded.id])).toEqual([]);
+      const left = await store.listDeliveries({ webhookId: hook.id, limit: 10 });
+      expect(left.map((d) => d.id)).toEqual([recent.id, waiting.id, inFlight.id]);
+      expect(await store.pruneDeliveries({ olderThan: at(5_000) })).toBe(0);
+
+      // The queue is unaffected: the expired lease and the waiting delivery are still claimed when due.
+      expect(await store.nextDueAt()).toEqual(at(60_000));
+      expect((await claimAll(at(100_000))).map((c) => c.delivery.id)).toEqual([inFlight.id, waiting.id]);
     });
 
     it('notifies subscribers when deliveries are queued (if the store supports it)', async () => {

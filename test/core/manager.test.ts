@@ -267,6 +267,12 @@ describe('WebhookManager', () => {
       expect((await manager.list(alice, 'site_abc123')).webhooks).toEqual([]);
     });
 
+    it('refuses ids that cannot be ids with 400', async () => {
+      for (const id of ['wh_\u0000', 'wh_a/b', 'wh a', '../x']) {
+        await expect(manager.get(alice, id)).rejects.toMatchObject({ status: 400, message: 'id is invalid' });
+      }
+    });
+
     it("answers 404 for another tenant's webhook, exactly as for a missing one", async () => {
       const { webhook } = await manager.create(alice, valid);
       const missing = await rejection(manager.get(mallory, 'wh_doesnotexist'));

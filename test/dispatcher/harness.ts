@@ -8,7 +8,7 @@ import {
   type Store,
   WebhookManager,
 } from '../../src/index.js';
-import { memoryStore } from '../../src/memory.js';
+import { createStore } from '../postgres/stores.js';
 import { type Handler, type Receiver, startReceiver } from '../support/receiver.js';
 import { createTestCA, type TestCA } from '../support/tls.js';
 
@@ -44,13 +44,14 @@ export function capturingLogger(lines: LogLine[]): Logger {
 }
 
 /**
- * A store, a manager and a dispatcher trusting the test CA, with a short retry schedule unless told
- * otherwise. The dispatcher is not started; it is stopped after the test.
+ * A store (by default a fresh one of the kind the enclosing `describeEachStore` block is for, see
+ * ../postgres/stores.ts), a manager and a dispatcher trusting the test CA, with a short retry schedule
+ * unless told otherwise. The dispatcher is not started; it is stopped after the test.
  */
 export async function setup(options: Partial<DispatcherOptions> & { caCert?: string; store?: Store } = {}) {
   sharedCA ??= createTestCA();
   const ca = await sharedCA;
-  const store = options.store ?? memoryStore();
+  const store = options.store ?? (await createStore());
   const logs: LogLine[] = [];
   const manager = new WebhookManager<Principal>({
     store,

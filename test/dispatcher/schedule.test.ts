@@ -105,8 +105,8 @@ describe('retry schedule (fake timers)', () => {
   it('sets no timer while nothing is due', async () => {
     const { dispatcher } = await scenario([okResponse]);
     await vi.advanceTimersByTimeAsync(0);
-    // only the safety-net poller (unref'd interval) remains; no wake-up timer
-    expect(vi.getTimerCount()).toBe(1);
+    // only the safety-net poller and the next retention run remain (both unref'd); no wake-up timer
+    expect(vi.getTimerCount()).toBe(2);
     await dispatcher.stop();
     expect(vi.getTimerCount()).toBe(0);
   });

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createWebhooksApi, type WebhooksApi } from '../../src/http/handler.js';
 import { EVENT_TYPES } from '../../src/index.js';
-import { memoryStore } from '../../src/memory.js';
+import { createStore, describeEachStore } from '../postgres/stores.js';
 import {
   alice,
   authenticate,
@@ -21,12 +21,6 @@ const KNOWN = '{known}';
 const logs: LogLine[] = [];
 let api: WebhooksApi;
 let knownId = '';
-
-beforeAll(async () => {
-  const manager = newManager(memoryStore());
-  api = createWebhooksApi({ manager, authenticate, logger: capturingLogger(logs), maxBodyBytes: 4096 });
-  knownId = (await manager.create(alice, SPEC_CREATE_BODY)).webhook.id;
-});
 
 const text = fc.string({ unit: 'binary', maxLength: 40 });
 
@@ -168,34 +162,43 @@ function build({ endpoint: [method, path], query, contentType, body, token, extr
   }
 }
 
-describe('fuzz: createWebhooksApi', () => {
-  it('answers everything with a 2xx/4xx JSON response, never a 500 or a throw', async () => {
-    const statuses = new Map<number, number>();
-    await fc.assert(
-      fc.asyncProperty(requestCase, async (generated) => {
-        const request = build(generated);
-        fc.pre(request !== null);
-        const response = await api(request!);
-        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
-        expect(response.status).toBeGreaterThanOrEqual(200);
-        expect(response.status).toBeLessThan(500);
-        expect(response.headers.get('content-type')).toBe('application/json; charset=utf-8');
-        expect(response.headers.get('cache-control')).toBe('no-store');
-        const parsed = JSON.parse(await response.text()) as Record<string, unknown>;
-        expect(parsed).toBeTypeOf('object');
-        if (response.status >= 400) {
-          expect(Object.keys(parsed)).toEqual(['error']);
-          expect(parsed.error).toEqual(expect.any(String));
-        }
-        if (response.status === 405) expect(response.headers.get('allow')).toBeTruthy();
-      }),
-      { numRuns: 4000 },
-    );
-    expect(logs).toEqual([]);
-    // The cases reach every outcome, the manager's included, so the property means something.
-    // (202 and 409 need deliveries in the store; extensions.test.ts covers them.)
-    for (const status of [200, 201, 400, 401, 403, 404, 405, 413, 415]) {
-      expect(statuses.get(status) ?? 0, `${status} in ${JSON.stringify([...statuses])}`).toBeGreaterThan(0);
-    }
+describeEachStore('http: fuzz', () => {
+  beforeAll(async () => {
+    logs.length = 0;
+    const manager = newManager(await createStore());
+    api = createWebhooksApi({ manager, authenticate, logger: capturingLogger(logs), maxBodyBytes: 4096 });
+    knownId = (await manager.create(alice, SPEC_CREATE_BODY)).webhook.id;
+  });
+
+  describe('fuzz: createWebhooksApi', () => {
+    it('answers everything with a 2xx/4xx JSON response, never a 500 or a throw', async () => {
+      const statuses = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(requestCase, async (generated) => {
+          const request = build(generated);
+          fc.pre(request !== null);
+          const response = await api(request!);
+          statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+          expect(response.status).toBeGreaterThanOrEqual(200);
+          expect(response.status).toBeLessThan(500);
+          expect(response.headers.get('content-type')).toBe('application/json; charset=utf-8');
+          expect(response.headers.get('cache-control')).toBe('no-store');
+          const parsed = JSON.parse(await response.text()) as Record<string, unknown>;
+          expect(parsed).toBeTypeOf('object');
+          if (response.status >= 400) {
+            expect(Object.keys(parsed)).toEqual(['error']);
+            expect(parsed.error).toEqual(expect.any(String));
+          }
+          if (response.status === 405) expect(response.headers.get('allow')).toBeTruthy();
+        }),
+        { numRuns: 4000 },
+      );
+      expect(logs).toEqual([]);
+      // The cases reach every outcome, the manager's included, so the property means something.
+      // (202 and 409 need deliveries in the store; extensions.test.ts covers them.)
+      for (const status of [200, 201, 400, 401, 403, 404, 405, 413, 415]) {
+        expect(statuses.get(status) ?? 0, `${status} in ${JSON.stringify([...statuses])}`).toBeGreaterThan(0);
+      }
+    });
   });
 });

@@ -3,6 +3,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { toNodeHandler, toWebRequest } from '../../src/http/node-adapter.js';
+import { describeEachStore } from '../postgres/stores.js';
 import { listen, SITE, startApi } from './support.js';
 
 /** A server whose handler reports what it received as JSON. */
@@ -118,53 +119,55 @@ describe('toNodeHandler', () => {
   });
 });
 
-describe('the API behind toNodeHandler, with misbehaving clients', () => {
-  it('answers a 401 to a large unauthenticated upload without reading it all, and keeps serving', async () => {
-    const { origin, call } = await startApi();
-    const response = await fetch(`${origin}/api/webhooks`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: new Uint8Array(8 * 1024 * 1024),
-    });
-    expect(response.status).toBe(401);
-    expect(await response.json()).toEqual({ error: 'Unauthorized' });
-    expect((await call('GET', `/api/webhooks?siteId=${SITE}`)).status).toBe(200);
-  });
-
-  it('keeps a keep-alive connection usable after a 413 on a slightly too large body', async () => {
-    const { origin } = await startApi({ maxBodyBytes: 1024 });
-    const body = JSON.stringify({ description: 'x'.repeat(4000) });
-    const exchange = `POST /api/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\nGET /api/webhooks?siteId=${SITE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\n\r\n`;
-    const answer = await rawExchange(origin, exchange, 300);
-    expect(answer.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413', 'HTTP/1.1 200']);
-    expect(answer).toContain('{"webhooks":[]}');
-  });
-
-  it('treats a client that disconnects mid-body as its own problem: no 500, nothing logged', async () => {
-    const { origin, logs, nodeErrors, call } = await startApi();
-    const { port } = new URL(origin);
-    await new Promise<void>((resolve) => {
-      const req = httpRequest({
-        port: Number(port),
-        host: '127.0.0.1',
+describeEachStore('http: node adapter', () => {
+  describe('the API behind toNodeHandler, with misbehaving clients', () => {
+    it('answers a 401 to a large unauthenticated upload without reading it all, and keeps serving', async () => {
+      const { origin, call } = await startApi();
+      const response = await fetch(`${origin}/api/webhooks`, {
         method: 'POST',
-        path: '/api/webhooks',
-        headers: {
-          authorization: 'Bearer alice-token',
-          'content-type': 'application/json',
-          'content-length': '1000',
-        },
+        headers: { 'content-type': 'application/json' },
+        body: new Uint8Array(8 * 1024 * 1024),
       });
-      req.on('error', () => resolve());
-      req.write('{"siteId": "site_abc123", ');
-      setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 100);
+      expect(response.status).toBe(401);
+      expect(await response.json()).toEqual({ error: 'Unauthorized' });
+      expect((await call('GET', `/api/webhooks?siteId=${SITE}`)).status).toBe(200);
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(logs).toEqual([]);
-    expect(nodeErrors).toEqual([]);
-    expect((await call('GET', `/api/webhooks?siteId=${SITE}`)).body).toEqual({ webhooks: [] });
+
+    it('keeps a keep-alive connection usable after a 413 on a slightly too large body', async () => {
+      const { origin } = await startApi({ maxBodyBytes: 1024 });
+      const body = JSON.stringify({ description: 'x'.repeat(4000) });
+      const exchange = `POST /api/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\nGET /api/webhooks?siteId=${SITE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\n\r\n`;
+      const answer = await rawExchange(origin, exchange, 300);
+      expect(answer.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413', 'HTTP/1.1 200']);
+      expect(answer).toContain('{"webhooks":[]}');
+    });
+
+    it('treats a client that disconnects mid-body as its own problem: no 500, nothing logged', async () => {
+      const { origin, logs, nodeErrors, call } = await startApi();
+      const { port } = new URL(origin);
+      await new Promise<void>((resolve) => {
+        const req = httpRequest({
+          port: Number(port),
+          host: '127.0.0.1',
+          method: 'POST',
+          path: '/api/webhooks',
+          headers: {
+            authorization: 'Bearer alice-token',
+            'content-type': 'application/json',
+            'content-length': '1000',
+          },
+        });
+        req.on('error', () => resolve());
+        req.write('{"siteId": "site_abc123", ');
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 100);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(logs).toEqual([]);
+      expect(nodeErrors).toEqual([]);
+      expect((await call('GET', `/api/webhooks?siteId=${SITE}`)).body).toEqual({ webhooks: [] });
+    });
   });
 });

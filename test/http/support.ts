@@ -9,6 +9,7 @@ import { createWebhooksApi, type WebhooksApi, type WebhooksApiOptions } from '..
 import { toNodeHandler } from '../../src/http/node-adapter.js';
 import { type Logger, type Store, WebhookManager } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
+import { createStore } from '../postgres/stores.js';
 
 export interface User {
   name: string;
@@ -97,11 +98,14 @@ export interface Answer {
   body: unknown;
 }
 
-/** The API served over HTTP. Options override the defaults (memory store, `authenticate` above, a logger). */
+/**
+ * The API served over HTTP. Options override the defaults (a fresh store of the enclosing
+ * `describeEachStore` block's kind, `authenticate` above, a logger).
+ */
 export async function startApi(
   options: Partial<WebhooksApiOptions<User>> & { store?: Store } = {},
 ): Promise<ApiServer> {
-  const store = options.store ?? memoryStore();
+  const store = options.store ?? (await createStore());
   const manager = options.manager ?? newManager(store);
   const logs: LogLine[] = [];
   const api = createWebhooksApi<User>({

@@ -388,4 +388,82 @@ describePostgres('postgresStore', () => {
     expect(results.flat()).toHaveLength(40);
     for (const hook of hooks) expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(10);
   });
+
+  it('records a completion batch once when it is retried after its commit (a lost acknowledgement)', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const [ok, failing] = [delivery(hook), delivery(hook)];
+    await store.insertDeliveries([ok, failing]);
+    await store.claimDeliveries({ now: T0, limit: 10, leaseMs: 60_000 });
+    const batch = [
+      { attempt: attempt(ok, 1), next: { status: 'succeeded' as const }, maxConsecutiveFailures: 10 },
+      { attempt: failedAttempt(failing, 1), next: { status: 'failed' as const }, maxConsecutiveFailures: 10 },
+    ];
+    expect(await store.completeAttempts(batch)).toHaveLength(2);
+    // The dispatcher's CompletionWriter sends the same batch again when it saw an error.
+    expect(await store.completeAttempts(batch)).toEqual([]);
+    expect(await store.listAttempts([ok.id, failing.id])).toEqual(batch.map((o) => o.attempt));
+    expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(1);
+    // A later attempt of the same delivery (a redelivery from attempt 1 again) is a new attempt.
+    await store.requeueDelivery(failing.id, at(5000));
+    await store.claimDeliveries({ now: at(5000), limit: 10, leaseMs: 60_000 });
+    const again = attempt(failing, 1, { startedAt: at(5000) });
+    expect(await store.completeAttempts([{ ...batch[1]!, attempt: again }])).toHaveLength(1);
+    expect(await store.listAttempts([failing.id])).toEqual([batch[1]!.attempt, again]);
+  });
+
+  it('prepares the delivery-path statements once per connection, unless told not to', async () => {
+    await db.truncate();
+    const named = async (preparedStatements: boolean) => {
+      const pool = db.extraPool(1); // one connection: pg_prepared_statements is per session
+      const store = postgresStore({ pool, schema: db.schema, notify: false, preparedStatements });
+      const hook = webhook();
+      await store.createWebhook(hook, { maxPerSite: 10 });
+      await store.insertDeliveries([delivery(hook)]);
+      for (let i = 0; i < 3; i++) await store.claimDeliveries({ now: at(i), limit: 10, leaseMs: 1 });
+      await store.nextDueAt();
+      const { rows } = await pool.query(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE 'zta\\_%' ORDER BY name",
+      );
+      return rows.map((row) => row.name as string);
+    };
+    const names = await named(true);
+    expect(names).toHaveLength(3); // insert, claim, nextDueAt: each prepared once, used again by name
+    expect(await named(false)).toEqual([]);
+  });
+
+  it('finds nothing, instead of failing, for ids with a NUL (Postgres cannot store one) or invalid dates', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const nul = 'wh_\u0000';
+    expect(await store.getWebhook(nul)).toBeNull();
+    expect(await store.updateWebhook(nul, { active: false, updatedAt: T0 })).toBeNull();
+    expect(await store.deleteWebhook(nul)).toBe(false);
+    expect(await store.listWebhooks('site_\u0000')).toEqual([]);
+    expect(await store.findSubscribers('site_\u0000', 'pageview')).toEqual([]);
+    expect(await store.getDelivery('dlv_\u0000')).toBeNull();
+    expect(await store.requeueDelivery('dlv_\u0000', T0)).toBeNull();
+    expect(await store.listAttempts(['dlv_\u0000'])).toEqual([]);
+    expect(await store.listDeliveries({ siteId: 'site_\u0000', limit: 10 })).toEqual([]);
+    expect(await store.listDeliveries({ webhookId: nul, limit: 10 })).toEqual([]);
+    expect(
+      await store.listDeliveries({ siteId: 'site_a', after: { createdAt: T0, id: 'dlv_\u0000' }, limit: 10 }),
+    ).toEqual([]);
+    // Nor for dates out of range (a cursor can carry any number): nothing is after or since an invalid date.
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    await store.insertDeliveries([delivery(hook)]);
+    const invalid = new Date(8_640_000_000_000_001);
+    expect(await store.listDeliveries({ siteId: hook.siteId, since: invalid, limit: 10 })).toEqual([]);
+    expect(
+      await store.listDeliveries({
+        siteId: hook.siteId,
+        after: { createdAt: invalid, id: 'dlv_x' },
+        limit: 10,
+      }),
+    ).toEqual([]);
+    expect(await store.listDeliveries({ siteId: hook.siteId, limit: 10 })).toHaveLength(1);
+  });
 });

@@ -10,7 +10,14 @@ import type {
 } from '../types.js';
 import { DueQueue } from './due-queue.js';
 
-const copyWebhook = (record: WebhookRecord): WebhookRecord => ({ ...record, events: [...record.events] });
+/** What retention may delete: deliveries that can no longer change by themselves. */
+const FINISHED: ReadonlySet<DeliveryRecord['status']> = new Set(['succeeded', 'failed', 'discarded']);
+
+const copyWebhook = (record: WebhookRecord): WebhookRecord => ({
+  ...record,
+  events: [...record.events],
+  signatureSchemes: record.signatureSchemes === null ? null : [...record.signatureSchemes],
+});
 const copyDelivery = (record: DeliveryRecord): DeliveryRecord => ({ ...record });
 
 export function consecutiveFailuresReason(count: number): string {
@@ -186,7 +193,12 @@ export function memoryStore(): Store {
       const record = webhooks.get(id);
       if (record === undefined) return null;
       const wasActive = record.active;
-      Object.assign(record, patch, patch.events ? { events: [...patch.events] } : {});
+      Object.assign(
+        record,
+        patch,
+        patch.events ? { events: [...patch.events] } : {},
+        patch.signatureSchemes ? { signatureSchemes: [...patch.signatureSchemes] } : {},
+      );
       if (wasActive && !record.active) discardPending(id, patch.updatedAt);
       return copyWebhook(record);
     },
@@ -333,6 +345,22 @@ export function memoryStore(): Store {
       schedule(delivery);
       notify();
       return copyDelivery(delivery);
+    },
+
+    async pruneDeliveries({ olderThan, batchSize }) {
+      if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) {
+        throw new TypeError('batchSize must be a positive integer');
+      }
+      // One synchronous pass: atomic like every other method, so batching buys nothing here.
+      let deleted = 0;
+      for (const [id, delivery] of deliveries) {
+        if (!FINISHED.has(delivery.status) || !(delivery.createdAt < olderThan)) continue;
+        deliveries.delete(id);
+        attempts.delete(id);
+        deliveriesByWebhook.get(delivery.webhookId)?.delete(id);
+        deleted++;
+      }
+      return deleted;
     },
 
     subscribe(listener) {

@@ -110,6 +110,17 @@ LANGUAGE sql VOLATILE AS $$
 $$;`;
     },
   },
+  {
+    version: 2,
+    description: 'secret rotation overlap and per-webhook signature schemes',
+    // Nullable columns without defaults: adding them rewrites no rows and holds the lock only briefly.
+    sql: (schema) => `ALTER TABLE ${quoteSchema(schema)}.webhooks
+  -- The secret before the last rotation, sealed like secret (see secrets.ts), and when it stops signing.
+  ADD COLUMN previous_secret text,
+  ADD COLUMN previous_secret_expires_at timestamptz(3),
+  -- NULL: the dispatcher's default schemes.
+  ADD COLUMN signature_schemes text[];`,
+  },
 ];
 
 /** The schema version this release of the library reads and writes. */

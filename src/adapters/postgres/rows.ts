@@ -4,6 +4,7 @@ import type {
   AttemptRecord,
   DeliveryRecord,
   DeliveryStatus,
+  SignatureScheme,
   WebhookRecord,
 } from '../../core/records.js';
 import type { SecretCodec } from './secrets.js';
@@ -42,6 +43,10 @@ export function toWebhook(row: Row, secrets: SecretCodec, prefix = ''): WebhookR
     events: [...(get('events') as EventType[])],
     description: toStringOrNull(get('description')),
     secret: secrets.open(String(get('secret'))),
+    previousSecret: get('previous_secret') == null ? null : secrets.open(String(get('previous_secret'))),
+    previousSecretExpiresAt: toDateOrNull(get('previous_secret_expires_at')),
+    signatureSchemes:
+      get('signature_schemes') == null ? null : [...(get('signature_schemes') as SignatureScheme[])],
     active: get('active') === true,
     disabledReason: toStringOrNull(get('disabled_reason')),
     consecutiveFailures: toNumber(get('consecutive_failures')),

@@ -91,13 +91,15 @@ export function lockSite(): string {
 
 /**
  * Inserts the webhook unless its site already has `$13` webhooks; returns a row only when it inserted.
+ * `$14`-`$16`: previous secret, its expiry, signature schemes.
  * Run after `lockSite` in the same transaction: the count then sees every committed competitor.
  */
 export function insertWebhook(schema: string): string {
   const s = quoteSchema(schema);
   return `INSERT INTO ${s}.webhooks (id, site_id, url, events, description, secret, active, disabled_reason,
-  consecutive_failures, created_at, updated_at, last_triggered)
-SELECT $1, $2, $3, $4::text[], $5, $6, $7, $8, $9, $10, $11, $12
+  consecutive_failures, created_at, updated_at, last_triggered, previous_secret, previous_secret_expires_at,
+  signature_schemes)
+SELECT $1, $2, $3, $4::text[], $5, $6, $7, $8, $9, $10, $11, $12, $14, $15, $16::text[]
 WHERE (SELECT count(*) FROM ${s}.webhooks WHERE site_id = $2) < $13::integer
 RETURNING id`;
 }
@@ -112,7 +114,7 @@ export function selectSiteWebhooks(schema: string): string {
 
 /** `$1` site, `$2` event type. */
 export function selectSubscribers(schema: string): string {
-  return `SELECT * FROM ${quoteSchema(schema)}.webhooks
+  return `SELECT ${WEBHOOK_COLUMNS.join(', ')} FROM ${quoteSchema(schema)}.webhooks
 WHERE site_id = $1 AND active AND $2 = ANY (events)
 ORDER BY created_at, id`;
 }
@@ -136,6 +138,13 @@ updated AS (
     ${set('events', "ARRAY(SELECT jsonb_array_elements_text($2::jsonb -> 'events'))")},
     ${set('description', "$2::jsonb ->> 'description'")},
     ${set('secret', "$2::jsonb ->> 'secret'")},
+    ${set('previous_secret', "$2::jsonb ->> 'previous_secret'")},
+    ${set('previous_secret_expires_at', "($2::jsonb ->> 'previous_secret_expires_at')::timestamptz")},
+    ${set(
+      'signature_schemes',
+      `CASE WHEN jsonb_typeof($2::jsonb -> 'signature_schemes') = 'array'
+        THEN ARRAY(SELECT jsonb_array_elements_text($2::jsonb -> 'signature_schemes')) END`,
+    )},
     ${set('active', "($2::jsonb ->> 'active')::boolean")},
     ${set('disabled_reason', "$2::jsonb ->> 'disabled_reason'")},
     ${set('consecutive_failures', "($2::jsonb ->> 'consecutive_failures')::integer")},
@@ -251,7 +260,11 @@ function slots(busy: string): string {
  *    `slots` rows, so a webhook with a million due deliveries costs what one with ten does, and never hides
  *    the others. Rows another worker holds are skipped, not waited for. Expired leases are taken the same
  *    way (a one-time filter skips that scan for webhooks without any). Then the overall `ORDER BY due
- *    LIMIT $2`.
+ *    LIMIT $2`. When the window decides, `window_take` has already counted how many of each webhook's
+ *    window rows are among the `$2` earliest the caps allow, and the pending scan stops there instead of at
+ *    `slots`: it locks about `$2` rows rather than up to `$2` × `slots`, so rows it would not claim are
+ *    neither locked (and skipped by other workers' claims meanwhile) nor written to. Rows another worker
+ *    holds are skipped and the scan takes that webhook's next ones, so the count still comes out whole.
  * 4. One UPDATE moves the picked rows to `delivering` under the lease and returns them with their webhooks.
  * The constant outer `LIMIT $8` around each per-webhook scan changes no result (`slots` <= `$8`); it tells
  * the planner how few rows a scan returns. Without it the estimate grows with the table (a LIMIT of an
@@ -283,6 +296,19 @@ path AS MATERIALIZED (
         LEFT JOIN busy b ON b.webhook_id = h.webhook_id) >= $2
     AS windowed
 ),
+window_take AS MATERIALIZED (
+  SELECT t.webhook_id, count(*) AS take FROM (
+    SELECT r.webhook_id FROM (
+      SELECT webhook_id, due, row_number() OVER (PARTITION BY webhook_id ORDER BY due) AS rank FROM due_window
+    ) r
+    JOIN ${s}.webhooks w ON w.id = r.webhook_id AND w.active
+    LEFT JOIN busy b ON b.webhook_id = r.webhook_id
+    WHERE r.rank <= ${slots('b.n')}
+    ORDER BY r.due, r.webhook_id
+    LIMIT $2
+  ) t
+  GROUP BY t.webhook_id
+),
 candidates (webhook_id, due, expired) AS (
   SELECT webhook_id, due, false FROM window_hooks WHERE (SELECT windowed FROM path)
   UNION ALL
@@ -291,7 +317,8 @@ candidates (webhook_id, due, expired) AS (
   SELECT webhook_id, due, true FROM expired
 ),
 due_hooks AS MATERIALIZED (
-  SELECT x.webhook_id AS id, x.due, x.has_expired, x.slots
+  SELECT x.webhook_id AS id, x.due, x.has_expired, x.slots,
+    CASE WHEN (SELECT windowed FROM path) THEN least(x.slots, coalesce(t.take, 0)) ELSE x.slots END AS pending
   FROM (
     SELECT u.webhook_id, min(u.due) AS due, bool_or(u.expired) AS has_expired, ${slots('max(b.n)')} AS slots
     FROM candidates u
@@ -299,6 +326,7 @@ due_hooks AS MATERIALIZED (
     GROUP BY u.webhook_id
   ) x
   JOIN ${s}.webhooks w ON w.id = x.webhook_id AND w.active
+  LEFT JOIN window_take t ON t.webhook_id = x.webhook_id
   WHERE x.slots > 0
   ORDER BY x.due, x.webhook_id
   LIMIT $2
@@ -312,7 +340,7 @@ picked AS MATERIALIZED (
         SELECT id, next_attempt_at FROM ${s}.deliveries
         WHERE webhook_id = h.id AND status = 'pending' AND next_attempt_at <= $1
         ORDER BY next_attempt_at
-        LIMIT h.slots
+        LIMIT h.pending
         FOR UPDATE SKIP LOCKED
       ) p LIMIT $8)
       UNION ALL
@@ -335,13 +363,33 @@ claimed AS (
   SET status = 'delivering', next_attempt_at = NULL, lease_expires_at = $6, updated_at = $1
   FROM picked p
   WHERE d.id = p.id
-  RETURNING d.*, p.due AS claim_due
+  RETURNING ${DELIVERY_COLUMNS.map((column) => `d.${column}`).join(', ')}, p.due AS claim_due
 )
-SELECT c.*, ${prefixedWebhookColumns('w', 'w_')}
+SELECT ${DELIVERY_COLUMNS.map((column) => `c.${column}`).join(', ')}, ${prefixedWebhookColumns('w', 'w_')}
 FROM claimed c
 JOIN ${s}.webhooks w ON w.id = c.webhook_id
 ORDER BY c.claim_due, c.id`;
 }
+
+/**
+ * The columns `toDelivery` reads. Statements run as prepared statements name their columns instead of `*`,
+ * so a later migration that adds a column cannot change their result type under a running process.
+ */
+export const DELIVERY_COLUMNS = [
+  'id',
+  'webhook_id',
+  'site_id',
+  'event',
+  'body',
+  'status',
+  'attempts',
+  'next_attempt_at',
+  'lease_expires_at',
+  'last_status_code',
+  'last_error',
+  'created_at',
+  'updated_at',
+] as const;
 
 export const WEBHOOK_COLUMNS = [
   'id',
@@ -356,6 +404,9 @@ export const WEBHOOK_COLUMNS = [
   'created_at',
   'updated_at',
   'last_triggered',
+  'previous_secret',
+  'previous_secret_expires_at',
+  'signature_schemes',
 ] as const;
 
 function prefixedWebhookColumns(alias: string, prefix: string): string {
@@ -372,7 +423,10 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
  * a success starts (a success resets the count), `failures` is the count after each outcome, and
  * `disabled_at` is the first outcome that disables the webhook (a disable reason, or the count reaching
  * its maximum while the webhook was active). Outcomes whose webhook or delivery no longer exists are
- * dropped, as in the memory store. A delivery that would go back to `pending` on a webhook that is
+ * dropped, as in the memory store. So are outcomes already recorded (the same delivery, attempt number and
+ * start time): when a connection is lost after this statement committed but before its answer arrived,
+ * the dispatcher retries the batch, and the retry must not record the attempts, or count failures, twice.
+ * A delivery that would go back to `pending` on a webhook that is
  * inactive, or that this batch disables (before or after that outcome), is `discarded` instead, as are the
  * webhook's other pending ones (`discard_pending`, called only for a webhook this batch disables).
  * Sends the wake-up notification when a retry was scheduled.
@@ -404,6 +458,10 @@ valid AS MATERIALIZED (
   FROM input i
   JOIN hooks h ON h.id = i.webhook_id
   WHERE EXISTS (SELECT 1 FROM ${s}.deliveries d WHERE d.id = i.delivery_id)
+    AND NOT EXISTS (
+      SELECT 1 FROM ${s}.attempts a
+      WHERE a.delivery_id = i.delivery_id AND a.attempt = i.attempt AND a.started_at = i.started_at
+    )
 ),
 counted AS MATERIALIZED (
   SELECT v.*,

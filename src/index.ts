@@ -33,6 +33,7 @@ export {
   type CreateWebhookInput,
   DEFAULT_MAX_WEBHOOKS_PER_SITE,
   type DeliveriesInput,
+  type ReencryptSecretsOptions,
   type RotateSecretOptions,
   type UpdateWebhookInput,
   WebhookManager,
@@ -42,6 +43,7 @@ export { type EmitInput, MAX_PAYLOAD_BYTES } from './core/payload.js';
 export * from './core/records.js';
 export { LONG_RETRY_POLICY, type RetryPolicy, SPEC_RETRY_POLICY } from './core/retry.js';
 export { DEFAULT_ROTATION_OVERLAP_SECONDS, MAX_ROTATION_OVERLAP_SECONDS } from './core/schemas.js';
+export type { SecretEncryption } from './core/secret-cipher.js';
 export { timerScheduler } from './core/timer-scheduler.js';
 export type { Attempt, Delivery, Webhook, WebhookWithSecret } from './core/views.js';
 export {

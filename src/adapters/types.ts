@@ -76,6 +76,12 @@ export interface Store {
   getWebhook(id: string): Promise<WebhookRecord | null>;
   /** Oldest first. */
   listWebhooks(siteId: string): Promise<WebhookRecord[]>;
+  /**
+   * Optional: every webhook of every site, a page at a time, ordered by id (in the store's own order for
+   * ids, the same on every call); `after` continues strictly after that id. For operator jobs that visit
+   * each webhook once, such as `WebhookManager.reencryptSecrets`, which requires it.
+   */
+  listAllWebhooks?(options: { after?: string; limit: number }): Promise<WebhookRecord[]>;
   /** Active webhooks of the site that subscribe to the event. */
   findSubscribers(siteId: string, event: EventType, options?: WriteOptions): Promise<WebhookRecord[]>;
   /**

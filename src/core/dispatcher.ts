@@ -26,6 +26,7 @@ import {
 } from './records.js';
 import { redactSecrets } from './redact.js';
 import { judgeAttempt, type RetryPolicy, SPEC_RETRY_POLICY, validateRetryPolicy } from './retry.js';
+import { type SecretCipher, type SecretEncryption, secretCipher } from './secret-cipher.js';
 import { timerScheduler } from './timer-scheduler.js';
 import { previousSecretActive } from './views.js';
 
@@ -125,6 +126,14 @@ export interface DispatcherOptions {
    * `-Delivery-ID` and `-Timestamp` headers are sent whatever the schemes.
    */
   signatureSchemes?: SignatureScheme[];
+  /**
+   * The keys secrets were encrypted with at rest (the manager's `encryption`; give both the same keys).
+   * Claimed webhooks' secrets are decrypted right before signing. A delivery whose secret cannot be
+   * decrypted (unknown key id, wrong key, tampered row, or no `encryption` here for an encrypted secret) is
+   * not sent and no attempt is recorded: an error is logged (without secret material) and the delivery
+   * stays claimed until its lease expires, then it is tried again, by this or another dispatcher.
+   */
+  encryption?: SecretEncryption;
 }
 
 /**
@@ -147,6 +156,7 @@ export class Dispatcher {
   readonly #logger: Logger;
   readonly #userAgent: string;
   readonly #signatureSchemes: readonly SignatureScheme[];
+  readonly #cipher: SecretCipher;
   readonly #onWebhookDisabled: ((info: WebhookDisabledInfo) => void) | undefined;
   readonly #events = new EventEmitter<DispatcherEvents>();
   readonly #writer: CompletionWriter;
@@ -209,6 +219,7 @@ export class Dispatcher {
     this.#logger = options.logger ?? {};
     this.#userAgent = options.userAgent ?? USER_AGENT;
     this.#signatureSchemes = validSchemes(options.signatureSchemes ?? ['zta']);
+    this.#cipher = secretCipher(options.encryption);
     this.#onWebhookDisabled = options.onWebhookDisabled;
     this.#writer = new CompletionWriter({
       store: this.#store,
@@ -442,7 +453,28 @@ export class Dispatcher {
     this.#inFlight.set(delivery.id, attempt);
   }
 
-  async #attempt({ delivery, webhook }: ClaimedDelivery): Promise<void> {
+  async #attempt({ delivery, webhook: stored }: ClaimedDelivery): Promise<void> {
+    let webhook: WebhookRecord;
+    try {
+      const secret = this.#cipher.open(stored.secret);
+      const previousSecret = stored.previousSecret === null ? null : this.#cipher.open(stored.previousSecret);
+      webhook =
+        secret === stored.secret && previousSecret === stored.previousSecret
+          ? stored
+          : { ...stored, secret, previousSecret };
+    } catch (error) {
+      // Not the receiver's fault: no attempt is recorded; the lease runs out and the delivery is tried again.
+      this.#logger.error?.(
+        'cannot decrypt webhook secret; delivery not sent, retried when its lease expires',
+        {
+          deliveryId: delivery.id,
+          webhookId: stored.id,
+          siteId: delivery.siteId,
+          error: message(error),
+        },
+      );
+      return;
+    }
     const number = delivery.attempts + 1;
     const startedAt = new Date();
     const info: AttemptStartInfo = {

@@ -11,6 +11,7 @@ import {
   updateWebhookSchema,
   webhookIdSchema,
 } from './schemas.js';
+import { type SecretCipher, type SecretEncryption, secretCipher } from './secret-cipher.js';
 import { type Delivery, toDelivery, toWebhook, type Webhook, type WebhookWithSecret } from './views.js';
 
 export const DEFAULT_MAX_WEBHOOKS_PER_SITE = 10;
@@ -25,6 +26,16 @@ export interface WebhookManagerOptions<P> {
   allowPrivateNetworks?: boolean;
   maxWebhooksPerSite?: number;
   now?: () => Date;
+  /**
+   * Encrypt secrets at rest (AES-256-GCM): `secret` and `previousSecret` are sealed before the store sees
+   * them, in any store. Give the dispatcher the same keys. Without it, secrets are stored as they are.
+   */
+  encryption?: SecretEncryption;
+}
+
+export interface ReencryptSecretsOptions {
+  /** Webhooks read (and rewritten) per step. Default 100. */
+  batchSize?: number;
 }
 
 export interface CreateWebhookInput {
@@ -68,6 +79,7 @@ export class WebhookManager<P = unknown> {
   readonly #authorize: Authorize<P>;
   readonly #maxPerSite: number;
   readonly #now: () => Date;
+  readonly #cipher: SecretCipher;
   readonly #createSchema: ReturnType<typeof createWebhookSchema>;
   readonly #updateSchema: ReturnType<typeof updateWebhookSchema>;
 
@@ -76,6 +88,7 @@ export class WebhookManager<P = unknown> {
     this.#authorize = options.authorize;
     this.#maxPerSite = options.maxWebhooksPerSite ?? DEFAULT_MAX_WEBHOOKS_PER_SITE;
     this.#now = options.now ?? (() => new Date());
+    this.#cipher = secretCipher(options.encryption);
     const allowPrivate = options.allowPrivateNetworks ?? false;
     this.#createSchema = createWebhookSchema(allowPrivate);
     this.#updateSchema = updateWebhookSchema(allowPrivate);
@@ -85,13 +98,14 @@ export class WebhookManager<P = unknown> {
     const { siteId, url, events, description, signatureSchemes } = parse(this.#createSchema, input);
     await this.#requireSite(principal, siteId);
     const now = this.#now();
+    const secret = newSecret();
     const record: WebhookRecord = {
       id: newId('wh'),
       siteId,
       url,
       events,
       description: description ?? null,
-      secret: newSecret(),
+      secret: this.#cipher.seal(secret),
       previousSecret: null,
       previousSecretExpiresAt: null,
       signatureSchemes: signatureSchemes ?? null,
@@ -106,7 +120,7 @@ export class WebhookManager<P = unknown> {
     if (outcome === 'limit_reached') {
       throw new WebhookError('webhook_limit_reached', `Maximum ${this.#maxPerSite} webhooks per site`);
     }
-    return { webhook: { ...toWebhook(record, now), secret: record.secret } };
+    return { webhook: { ...toWebhook(record, now), secret } };
   }
 
   async list(principal: P, siteId: string): Promise<{ webhooks: Webhook[] }> {
@@ -169,8 +183,8 @@ export class WebhookManager<P = unknown> {
     const secret = newSecret();
     const overlapping = overlapSeconds > 0;
     const updated = await this.#store.updateWebhook(current.id, {
-      secret,
-      previousSecret: overlapping ? current.secret : null,
+      secret: this.#cipher.seal(secret),
+      previousSecret: overlapping ? this.#resealIfPossible(current.secret) : null,
       previousSecretExpiresAt: overlapping ? new Date(now.getTime() + overlapSeconds * 1000) : null,
       updatedAt: now,
     });
@@ -252,6 +266,66 @@ export class WebhookManager<P = unknown> {
       );
     }
     return { delivery: toDelivery(requeued, await this.#store.listAttempts([id])) };
+  }
+
+  /**
+   * Moves every webhook's `secret` and `previousSecret` to the current encryption key: plaintext rows get
+   * encrypted, rows sealed with an older key id are re-sealed. Reads `batchSize` webhooks at a time (through
+   * the store's `listAllWebhooks`, which it requires) and rewrites only those that need it; returns how many
+   * it read and how many it rewrote. Safe to run again (a second run updates nothing) and while dispatchers
+   * run. An operator call: it takes no principal and checks no authorization, so never expose it to
+   * tenants. Every key id still in use must be in `encryption.keys`; run it without `encryption` and it
+   * changes nothing. A `rotateSecret` that lands between this method's read and write of the same webhook is
+   * detected by re-reading just before the write, which narrows but cannot fully close that window: prefer
+   * running it when no rotation is expected.
+   */
+  async reencryptSecrets(
+    options: ReencryptSecretsOptions = {},
+  ): Promise<{ scanned: number; updated: number }> {
+    const batchSize = options.batchSize ?? 100;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+      throw new TypeError('batchSize must be an integer from 1 to 10000');
+    }
+    const store = this.#store;
+    if (typeof store.listAllWebhooks !== 'function') {
+      throw new TypeError('reencryptSecrets needs a store with listAllWebhooks');
+    }
+    const cipher = this.#cipher;
+    const reseal = (stored: string): string =>
+      cipher.needsReseal(stored) ? cipher.seal(cipher.open(stored)) : stored;
+    let scanned = 0;
+    let updated = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.listAllWebhooks({ ...(after !== undefined && { after }), limit: batchSize });
+      for (const record of page) {
+        scanned += 1;
+        const secret = reseal(record.secret);
+        const previousSecret = record.previousSecret === null ? null : reseal(record.previousSecret);
+        if (secret === record.secret && previousSecret === record.previousSecret) continue;
+        const fresh = await store.getWebhook(record.id);
+        if (
+          fresh === null ||
+          fresh.secret !== record.secret ||
+          fresh.previousSecret !== record.previousSecret
+        ) {
+          continue; // rotated or deleted meanwhile: the new values were sealed with the current key already
+        }
+        const patch = { secret, previousSecret, updatedAt: fresh.updatedAt }; // not a change the owner made
+        if ((await store.updateWebhook(record.id, patch)) !== null) updated += 1;
+      }
+      if (page.length < batchSize) return { scanned, updated };
+      after = page.at(-1)!.id;
+    }
+  }
+
+  /** A stored secret moved to the current key; left as it is when this manager cannot open it. */
+  #resealIfPossible(stored: string): string {
+    try {
+      return this.#cipher.needsReseal(stored) ? this.#cipher.seal(this.#cipher.open(stored)) : stored;
+    } catch {
+      return stored;
+    }
   }
 
   async #requireSite(principal: P, siteId: string): Promise<void> {

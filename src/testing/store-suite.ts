@@ -46,6 +46,32 @@ export function testStore(options: StoreSuiteOptions): void {
       expect(await store.getWebhook('wh_missing')).toBeNull();
     });
 
+    it('lists every webhook of every site in pages by id (if the store supports it)', async () => {
+      if (store.listAllWebhooks === undefined) return;
+      const records = [
+        webhook(),
+        webhook(),
+        webhook({ siteId: 'site_b' }),
+        webhook(),
+        webhook({ siteId: 'site_c' }),
+      ];
+      for (const record of records) await store.createWebhook(record, { maxPerSite: 10 });
+      const all = await store.listAllWebhooks({ limit: 100 });
+      expect(all.map((w) => w.id).sort()).toEqual(records.map((r) => r.id).sort());
+      expect(all.find((w) => w.id === records[2]!.id)).toEqual(records[2]);
+      const paged: string[] = [];
+      let after: string | undefined;
+      for (let page = 0; page < 10; page++) {
+        const batch = await store.listAllWebhooks({ ...(after !== undefined && { after }), limit: 2 });
+        expect(batch.length).toBeLessThanOrEqual(2);
+        paged.push(...batch.map((w) => w.id));
+        if (batch.length < 2) break;
+        after = batch.at(-1)!.id;
+      }
+      expect(paged).toEqual(all.map((w) => w.id));
+      expect(await store.listAllWebhooks({ after: all.at(-1)!.id, limit: 10 })).toEqual([]);
+    });
+
     it('hands out copies: mutating a result does not change the store', async () => {
       const record = webhook();
       await store.createWebhook(record, { maxPerSite: 10 });

@@ -4,11 +4,11 @@ import {
   type DeliveryStatus,
   Dispatcher,
   type DispatcherOptions,
-  type Logger,
   type Store,
   WebhookManager,
 } from '../../src/index.js';
 import { createStore } from '../postgres/stores.js';
+import { capturingLogger, type LogLine } from '../support/logger.js';
 import { type Handler, type Receiver, startReceiver } from '../support/receiver.js';
 import { createTestCA, type TestCA } from '../support/tls.js';
 
@@ -16,11 +16,7 @@ export const SITE = 'site_abc123';
 export const owner = { sites: [SITE, 'site_two'] };
 type Principal = typeof owner;
 
-export interface LogLine {
-  level: string;
-  message: string;
-  fields?: Record<string, unknown>;
-}
+export { capturingLogger, type LogLine };
 
 let sharedCA: Promise<TestCA> | undefined;
 const cleanups: (() => Promise<void>)[] = [];
@@ -37,12 +33,6 @@ export async function receiver(handler?: Handler): Promise<Receiver> {
   return started;
 }
 
-export function capturingLogger(lines: LogLine[]): Logger {
-  const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    lines.push({ level, message, ...(fields && { fields }) });
-  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
-}
-
 /**
  * A store (by default a fresh one of the kind the enclosing `describeEachStore` block is for, see
  * ../postgres/stores.ts), a manager and a dispatcher trusting the test CA, with a short retry schedule
@@ -57,6 +47,7 @@ export async function setup(options: Partial<DispatcherOptions> & { caCert?: str
     store,
     authorize: (principal, siteId) => principal.sites.includes(siteId),
     allowPrivateNetworks: true,
+    ...(options.encryption !== undefined && { encryption: options.encryption }),
   });
   const dispatcher = new Dispatcher({
     store,

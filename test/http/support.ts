@@ -7,9 +7,10 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import { afterEach, expect } from 'vitest';
 import { createWebhooksApi, type WebhooksApi, type WebhooksApiOptions } from '../../src/http/handler.js';
 import { toNodeHandler } from '../../src/http/node-adapter.js';
-import { type Logger, type Store, WebhookManager } from '../../src/index.js';
+import { type Store, WebhookManager } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
 import { createStore } from '../postgres/stores.js';
+import { capturingLogger, type LogLine } from '../support/logger.js';
 
 export interface User {
   name: string;
@@ -27,17 +28,7 @@ export function authenticate(request: Request): User | null {
   return token !== undefined && Object.hasOwn(TOKENS, token) ? TOKENS[token]! : null;
 }
 
-export interface LogLine {
-  level: string;
-  message: string;
-  fields?: Record<string, unknown>;
-}
-
-export function capturingLogger(lines: LogLine[]): Logger {
-  const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    lines.push({ level, message, ...(fields && { fields }) });
-  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
-}
+export { capturingLogger, type LogLine };
 
 export function newManager(store: Store = memoryStore(), allowPrivateNetworks = false) {
   return new WebhookManager<User>({

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { afterEach } from 'vitest';
-import type { Logger } from '../../src/index.js';
+import { capturingLogger, type LogLine } from '../support/logger.js';
 import { type Handler, type Receiver, type ReceiverOptions, startReceiver } from '../support/receiver.js';
 import type { TestCA } from '../support/tls.js';
 
@@ -69,17 +69,7 @@ export function hugeHeaders(bytes = 64 * 1024): Handler {
   };
 }
 
-export interface LogLine {
-  level: string;
-  message: string;
-  fields?: Record<string, unknown>;
-}
-
-export function capturingLogger(lines: LogLine[]): Logger {
-  const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    lines.push({ level, message, ...(fields && { fields }) });
-  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
-}
+export { capturingLogger, type LogLine };
 
 /** Names this machine's hosts file maps to a loopback address, other than `localhost` and `*.localhost`. */
 export function loopbackNamesFromHostsFile(): string[] {

@@ -179,6 +179,14 @@ export function memoryStore(): Store {
         .map(copyWebhook);
     },
 
+    async listAllWebhooks({ after, limit }) {
+      return [...webhooks.keys()]
+        .filter((id) => after === undefined || id > after)
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+        .slice(0, Math.max(0, limit))
+        .map((id) => copyWebhook(webhooks.get(id)!));
+    },
+
     async findSubscribers(siteId: string, event: EventType, options?: WriteOptions) {
       refuseSqlClient(options);
       const found: WebhookRecord[] = [];

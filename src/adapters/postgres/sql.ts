@@ -112,6 +112,11 @@ export function selectSiteWebhooks(schema: string): string {
   return `SELECT * FROM ${quoteSchema(schema)}.webhooks WHERE site_id = $1 ORDER BY created_at, id`;
 }
 
+/** `$1` the id to continue after (null: from the start), `$2` the page size. */
+export function selectAllWebhooks(schema: string): string {
+  return `SELECT * FROM ${quoteSchema(schema)}.webhooks WHERE $1::text IS NULL OR id > $1::text ORDER BY id LIMIT $2`;
+}
+
 /** `$1` site, `$2` event type. */
 export function selectSubscribers(schema: string): string {
   return `SELECT ${WEBHOOK_COLUMNS.join(', ')} FROM ${quoteSchema(schema)}.webhooks

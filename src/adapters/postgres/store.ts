@@ -111,6 +111,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     insertWebhook: sql.insertWebhook(schema),
     selectWebhook: sql.selectWebhook(schema),
     selectSiteWebhooks: sql.selectSiteWebhooks(schema),
+    selectAllWebhooks: sql.selectAllWebhooks(schema),
     selectSubscribers: sql.selectSubscribers(schema),
     updateWebhook: sql.updateWebhook(schema),
     deleteWebhook: sql.deleteWebhook(schema),
@@ -208,6 +209,13 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     async listWebhooks(siteId) {
       if (unstorable(siteId)) return [];
       return (await query(text.selectSiteWebhooks, [siteId])).map((row) => toWebhook(row, secrets));
+    },
+
+    async listAllWebhooks({ after, limit }) {
+      if (!(Number.isInteger(limit) && limit > 0)) return [];
+      if (after !== undefined && unstorable(after)) throw new TypeError('after must not contain NUL');
+      const rows = await query(text.selectAllWebhooks, [after ?? null, limit]);
+      return rows.map((row) => toWebhook(row, secrets));
     },
 
     async findSubscribers(siteId, event, writeOptions?: WriteOptions) {

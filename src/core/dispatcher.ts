@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type {
+  AttemptOutcome,
   ClaimedDelivery,
   CompletionEffect,
   Scheduler,
@@ -381,6 +382,8 @@ export class Dispatcher {
       this.#pumpAgain = true;
       return;
     }
+    // Every slot is taken: the next attempt to finish kicks again.
+    if (this.#inFlight.size >= this.#concurrency) return;
     this.#pumping = this.#pump().finally(() => {
       this.#pumping = null;
       // A kick that came after the loop's last check would otherwise be lost until the next poll.
@@ -439,17 +442,17 @@ export class Dispatcher {
   #launch(claimed: ClaimedDelivery): void {
     const { delivery, webhook } = claimed;
     this.#busy.set(webhook.id, (this.#busy.get(webhook.id) ?? 0) + 1);
-    const attempt = this.#attempt(claimed)
-      .catch((error) =>
-        this.#logger.error?.('attempt crashed', { deliveryId: delivery.id, error: message(error) }),
-      )
-      .finally(() => {
-        this.#inFlight.delete(delivery.id);
-        const count = (this.#busy.get(webhook.id) ?? 1) - 1;
-        if (count === 0) this.#busy.delete(webhook.id);
-        else this.#busy.set(webhook.id, count);
-        this.#kick();
-      });
+    const finished = (): void => {
+      this.#inFlight.delete(delivery.id);
+      const count = (this.#busy.get(webhook.id) ?? 1) - 1;
+      if (count === 0) this.#busy.delete(webhook.id);
+      else this.#busy.set(webhook.id, count);
+      this.#kick();
+    };
+    const attempt = this.#attempt(claimed).then(finished, (error: unknown) => {
+      this.#logger.error?.('attempt crashed', { deliveryId: delivery.id, error: message(error) });
+      finished();
+    });
     this.#inFlight.set(delivery.id, attempt);
   }
 
@@ -524,17 +527,23 @@ export class Dispatcher {
       responseSnippet: result.kind === 'response' ? result.bodySnippet : null,
       ok: verdict.ok,
     };
-    this.#writer.add({
+    const outcomeToWrite: AttemptOutcome = {
       attempt,
       next: verdict.next,
       maxConsecutiveFailures: this.#maxConsecutiveFailures,
-      ...(verdict.disableReason !== undefined && { disableReason: verdict.disableReason }),
-    });
+    };
+    if (verdict.disableReason !== undefined) outcomeToWrite.disableReason = verdict.disableReason;
+    this.#writer.add(outcomeToWrite);
 
     if (verdict.next.status === 'pending') this.#retriesWritten = true;
     if (verdict.ok && !this.#listening('attempt:success') && this.#logger.debug === undefined) return;
+    // Spelled out rather than spread from `info`: V8 builds a spread object literal far more slowly.
     const outcome: AttemptInfo = {
-      ...info,
+      deliveryId: info.deliveryId,
+      webhookId: info.webhookId,
+      siteId: info.siteId,
+      event: info.event,
+      attempt: info.attempt,
       ok: verdict.ok,
       statusCode,
       errorCode,

@@ -27,7 +27,7 @@
 // lag and the longest GC pause in the sending process.
 //
 // Targets: library >= 0.7x ceiling (best to best); p99 < 20 ms at half peak (median of the runs). With
-// --strict the exit code is 1 when a target fails. Takes about 80 s.
+// --strict the exit code is 1 when a target fails. Takes about 75 s.
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';

@@ -43,6 +43,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
+import { completeAsSucceeded, loadClaimBacklog } from './lib/claim-backlog.mjs';
 import { createCerts, processCpuMs, startReceiver, startWorker } from './lib/pg-support.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -353,24 +354,7 @@ async function claimCost(order) {
       const claimStore = postgresStore({ pool: scratch, schema, notify: false });
       setups.push({ size, s, claimStore, claims: [], nexts: [], claimed: 0, loadS: 0 });
       const t = performance.now();
-      await scratch.query(
-        `INSERT INTO ${s}.webhooks (id, site_id, url, events, secret, active, created_at, updated_at)
-         SELECT 'wh_' || g, 'site_' || (g % 10), 'https://receiver.example/' || g, ARRAY['pageview'], 'whsec_x',
-           true, $1, $1
-         FROM generate_series(1, $2::int) g`,
-        [now, CLAIM_WEBHOOKS],
-      );
-      await scratch.query(
-        `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at,
-           created_at, updated_at)
-         SELECT 'dlv_' || g, 'wh_' || (1 + g % $2::int), 'site_' || ((1 + g % $2::int) % 10), 'pageview',
-           '{"event":"pageview","data":{"path":"/"}}', 'pending', 0,
-           ${order === 'fifo' ? `$3::timestamptz - interval '1 hour' + g * interval '1 microsecond'` : `$3::timestamptz - random() * interval '1 hour'`},
-           $3, $3
-         FROM generate_series(1, $1::int) g`,
-        [size, CLAIM_WEBHOOKS, now],
-      );
-      await scratch.query(`VACUUM ANALYZE ${s}.deliveries`);
+      await loadClaimBacklog(scratch, s, { size, webhooks: CLAIM_WEBHOOKS, order, now });
       setups.at(-1).loadS = (performance.now() - t) / 1000;
       console.error(`  claim cost (${order}): ${size} pending loaded in ${setups.at(-1).loadS.toFixed(1)} s`);
     }
@@ -386,23 +370,7 @@ async function claimCost(order) {
         });
         setup.claims.push(performance.now() - t0);
         setup.claimed += batch.length;
-        await setup.claimStore.completeAttempts(
-          batch.map((c) => ({
-            attempt: {
-              deliveryId: c.delivery.id,
-              webhookId: c.webhook.id,
-              attempt: 1,
-              startedAt: now,
-              durationMs: 1,
-              statusCode: 200,
-              errorCode: null,
-              responseSnippet: 'OK',
-              ok: true,
-            },
-            next: { status: 'succeeded' },
-            maxConsecutiveFailures: 10,
-          })),
-        );
+        await completeAsSucceeded(setup.claimStore, batch, now);
         const t1 = performance.now();
         await setup.claimStore.nextDueAt();
         setup.nexts.push(performance.now() - t1);

@@ -6,6 +6,7 @@
 //   npm run build && node bench/lib/claim-io.mjs [random|fifo] [10000,1000000]
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { completeAsSucceeded, loadClaimBacklog } from './claim-backlog.mjs';
 
 const { migrate, postgresStore } = await import('../../dist/postgres.js');
 const order = process.argv[2] ?? 'random';
@@ -21,26 +22,13 @@ for (const size of sizes) {
   const s = `"${schema}"`;
   await pool.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
   await migrate(pool, { schema });
-  await pool.query(
-    `INSERT INTO ${s}.webhooks (id, site_id, url, events, secret, active, created_at, updated_at)
-    SELECT 'wh_' || g, 'site_' || (g % 10), 'https://receiver.example/' || g, ARRAY['pageview'], 'whsec_x', true, $1, $1
-    FROM generate_series(1, 100) g`,
-    [now],
-  );
-  await pool.query(
-    `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at, created_at, updated_at)
-    SELECT 'dlv_' || g, 'wh_' || (1 + g % 100), 'site_' || ((1 + g % 100) % 10), 'pageview', '{"event":"pageview","data":{"path":"/"}}', 'pending', 0,
-    ${order === 'fifo' ? `$2::timestamptz - interval '1 hour' + g * interval '1 microsecond'` : `$2::timestamptz - random() * interval '1 hour'`}, $2, $2
-    FROM generate_series(1, $1::int) g`,
-    [size, now],
-  );
-  await pool.query(`VACUUM ANALYZE ${s}.deliveries`);
+  await loadClaimBacklog(pool, s, { size, webhooks: 100, order, now });
   setups.push({ size, schema, store: postgresStore({ pool, schema, notify: false }), t: [] });
 }
 const statio = async (schema) => {
   const { rows } = await pool.query(
-    `SELECT relname, heap_blks_read AS r, heap_blks_hit AS h, 'heap' AS kind FROM pg_statio_user_tables WHERE schemaname = $1
-    UNION ALL SELECT indexrelname, idx_blks_read, idx_blks_hit, 'idx' FROM pg_statio_user_indexes WHERE schemaname = $1`,
+    `SELECT relname, heap_blks_read AS r, heap_blks_hit AS h FROM pg_statio_user_tables WHERE schemaname = $1
+    UNION ALL SELECT indexrelname, idx_blks_read, idx_blks_hit FROM pg_statio_user_indexes WHERE schemaname = $1`,
     [schema],
   );
   return new Map(rows.map((r) => [r.relname, { r: Number(r.r), h: Number(r.h) }]));
@@ -58,23 +46,7 @@ for (let round = 0; round < 40; round++) {
       busyWebhooks: new Map(),
     });
     st.t.push(performance.now() - t0);
-    await st.store.completeAttempts(
-      batch.map((c) => ({
-        attempt: {
-          deliveryId: c.delivery.id,
-          webhookId: c.webhook.id,
-          attempt: 1,
-          startedAt: now,
-          durationMs: 1,
-          statusCode: 200,
-          errorCode: null,
-          responseSnippet: 'OK',
-          ok: true,
-        },
-        next: { status: 'succeeded' },
-        maxConsecutiveFailures: 10,
-      })),
-    );
+    await completeAsSucceeded(st.store, batch, now);
   }
 }
 await new Promise((r) => setTimeout(r, 700)); // stats flush

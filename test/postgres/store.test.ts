@@ -389,6 +389,59 @@ describePostgres('postgresStore', () => {
     for (const hook of hooks) expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(10);
   });
 
+  it('runs a completion again when Postgres picked it as a deadlock victim, recording it once', {
+    timeout: 15_000,
+  }, async () => {
+    await db.truncate();
+    // Postgres checks for a deadlock once, deadlock_timeout after a session starts waiting. The store's
+    // sessions check after 1 s, the other session after a minute: the completion is always the victim.
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2, options: '-c deadlock_timeout=1s' });
+    const store = postgresStore({ pool, schema: db.schema, notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const d = delivery(hook);
+    await store.insertDeliveries([d]);
+    await store.claimDeliveries({ now: T0, limit: 1, leaseMs: 60_000 });
+    const outcome = {
+      attempt: attempt(d, 1),
+      next: { status: 'succeeded' as const },
+      maxConsecutiveFailures: 10,
+    };
+
+    // Another session holds the delivery row; the completion locks the webhook row, then waits for it.
+    const other = await db.pool.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query("SET LOCAL deadlock_timeout = '60s'");
+      const { rows } = await other.query('SELECT pg_backend_pid() AS pid');
+      await other.query(`SELECT 1 FROM "${db.schema}".deliveries WHERE id = $1 FOR UPDATE`, [d.id]);
+      let completed = false;
+      const completion = store.completeAttempts([outcome]).finally(() => {
+        completed = true;
+      });
+      await waitFor(async () => {
+        const blocked = await db.pool.query(
+          'SELECT 1 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))',
+          [rows[0].pid],
+        );
+        return blocked.rows.length > 0;
+      }, 5_000);
+      // Now the other session wants the webhook row: a cycle. The completion has waited longer, so its
+      // deadlock check runs first and rolls it back, which is the only way this lock can be granted.
+      await other.query(`SELECT 1 FROM "${db.schema}".webhooks WHERE id = $1 FOR UPDATE`, [hook.id]);
+      expect(completed).toBe(false); // the store is running it again, and waits for the delivery row
+      await other.query('COMMIT');
+      expect(await completion).toEqual([
+        { deliveryId: d.id, webhookId: hook.id, siteId: hook.siteId, disabledReason: null },
+      ]);
+      expect(await store.listAttempts([d.id])).toEqual([outcome.attempt]);
+      expect((await store.getDelivery(d.id))!.status).toBe('succeeded');
+    } finally {
+      other.release();
+      await pool.end();
+    }
+  });
+
   it('records a completion batch once when it is retried after its commit (a lost acknowledgement)', async () => {
     await db.truncate();
     const store = db.store({ notify: false });

@@ -59,6 +59,18 @@ const PREPARED_KEYS: readonly PreparedKey[] = [
   'nextDueAt',
 ];
 
+/** SQLSTATEs of a statement Postgres rolled back because of a concurrent one: deadlock, serialization. */
+const CONFLICT_CODES = new Set(['40P01', '40001']);
+const CONFLICT_RETRIES = 3;
+
+function rolledBackByConflict(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    CONFLICT_CODES.has((error as { code?: unknown }).code as string)
+  );
+}
+
 /**
  * Postgres `text` cannot hold U+0000, so no stored id contains one: a lookup by such an id (say, from a
  * request path) finds nothing, as in any store, instead of failing with an encoding error.
@@ -145,10 +157,25 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     const result = await (client ?? pool).query(statement, values);
     return result.rows as Row[];
   };
+  /**
+   * The delivery-path statements. On the pool each is its own transaction, so when Postgres picks one as a
+   * deadlock (or serialization) victim it has rolled all of it back and running it again is safe; they are
+   * retried at once, up to `CONFLICT_RETRIES` times. A caller's `client` may be inside the caller's own
+   * transaction, which such an error has aborted: that error goes back to the caller.
+   */
   const run = async (key: PreparedKey, values: unknown[], client?: SqlClient): Promise<Row[]> => {
-    if (client !== undefined || !preparedStatements) return query(text[key], values, client);
-    const result = await pool.query({ name: prepared[key], text: text[key], values });
-    return result.rows as Row[];
+    if (client !== undefined) return query(text[key], values, client);
+    const statement = preparedStatements
+      ? { name: prepared[key], text: text[key], values }
+      : { text: text[key], values };
+    for (let retries = 0; ; retries++) {
+      try {
+        const result = await pool.query(statement);
+        return result.rows as Row[];
+      } catch (error) {
+        if (retries >= CONFLICT_RETRIES || !rolledBackByConflict(error)) throw error;
+      }
+    }
   };
 
   const transaction = async <T>(work: (client: PoolClient) => Promise<T>): Promise<T> => {

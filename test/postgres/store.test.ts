@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { expect, it, vi } from 'vitest';
+import * as sql from '../../src/adapters/postgres/sql.js';
 import { Dispatcher } from '../../src/index.js';
 import { postgresStore } from '../../src/postgres.js';
 import { DATABASE_URL, describePostgres, useTestDatabase } from './db.js';
@@ -465,6 +466,53 @@ describePostgres('postgresStore', () => {
     const again = attempt(failing, 1, { startedAt: at(5000) });
     expect(await store.completeAttempts([{ ...batch[1]!, attempt: again }])).toHaveLength(1);
     expect(await store.listAttempts([failing.id])).toEqual([batch[1]!.attempt, again]);
+  });
+
+  it('checks a completion batch against earlier attempts by index, not by reading every attempt', async () => {
+    // With a few thousand attempts Postgres' cost model prefers hashing the whole table, and a cached
+    // (generic) plan would keep doing so however large the table grows before the next ANALYZE.
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const s = `"${db.schema}"`;
+    await db.pool.query(
+      `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, created_at, updated_at)
+       SELECT 'dlv_' || g, $1, $2, 'pageview', '{}', 'succeeded', 1, now(), now() FROM generate_series(1, 3000) g`,
+      [hook.id, hook.siteId],
+    );
+    await db.pool.query(
+      `INSERT INTO ${s}.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status_code, ok)
+       SELECT 'dlv_' || g, $1, 1, now(), 1, 200, true FROM generate_series(1, 3000) g`,
+      [hook.id],
+    );
+    await db.pool.query(`ANALYZE ${s}.deliveries`);
+    await db.pool.query(`ANALYZE ${s}.attempts`);
+    // A completion batch of 64, planned for its actual values as Postgres does for the first executions.
+    const batch = Array.from({ length: 64 }, () => delivery(hook));
+    await store.insertDeliveries(batch);
+    const column = <T>(value: (d: (typeof batch)[number]) => T) => batch.map(value);
+    const { rows } = await db.pool.query(`EXPLAIN ${sql.completeAttempts(db.schema)}`, [
+      column((d) => d.id),
+      column(() => hook.id),
+      column(() => 1),
+      column(() => T0),
+      column(() => 1),
+      column(() => 200),
+      column(() => null),
+      column(() => 'OK'),
+      column(() => true),
+      column(() => 'succeeded'),
+      column(() => null),
+      column(() => T0),
+      column(() => null),
+      column(() => null),
+      column(() => 10),
+      null,
+    ]);
+    const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+    expect(plan).toContain('attempts_delivery_idx');
+    expect(plan).not.toMatch(/Seq Scan on attempts/);
   });
 
   it('prepares the delivery-path statements once per connection, unless told not to', async () => {

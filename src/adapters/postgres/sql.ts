@@ -436,6 +436,11 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
  * webhook's other pending ones (`discard_pending`, called only for a webhook this batch disables).
  * Sends the wake-up notification when a retry was scheduled.
  *
+ * Why `OFFSET 0` in the two EXISTS checks: it keeps each a per-outcome probe of the primary key and of
+ * `attempts_delivery_idx`. Without it Postgres may turn them into hash joins over the whole table when its
+ * statistics say the table is small, and a cached plan keeps doing that while the table grows until the
+ * next ANALYZE: measured on a fresh schema, a seq scan of every attempt row on each completion batch.
+ *
  * Why a function for the discards: an UPDATE of "all pending deliveries of these webhooks" written inline
  * is costed by the planner at the average backlog per webhook, on every call, although it almost never
  * runs. With a large backlog that estimate passes `jit_above_cost`, and Postgres would JIT-compile every
@@ -462,10 +467,11 @@ valid AS MATERIALIZED (
     sum((i.next_status = 'succeeded')::integer) OVER (PARTITION BY i.webhook_id ORDER BY i.ord) AS successes
   FROM input i
   JOIN hooks h ON h.id = i.webhook_id
-  WHERE EXISTS (SELECT 1 FROM ${s}.deliveries d WHERE d.id = i.delivery_id)
+  WHERE EXISTS (SELECT 1 FROM ${s}.deliveries d WHERE d.id = i.delivery_id OFFSET 0)
     AND NOT EXISTS (
       SELECT 1 FROM ${s}.attempts a
       WHERE a.delivery_id = i.delivery_id AND a.attempt = i.attempt AND a.started_at = i.started_at
+      OFFSET 0
     )
 ),
 counted AS MATERIALIZED (

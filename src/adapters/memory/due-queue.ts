@@ -3,27 +3,41 @@ interface Entry {
   id: string;
 }
 
+/** Stale entries a queue may hold beyond its live ones before it sweeps them out. */
+const SWEEP_SLACK = 1024;
+
 /**
  * A binary min-heap of (time, id). Entries are never removed in place: a reader checks whether an entry it
  * pops still matches the record it names and drops stale ones, which keeps every operation O(log n).
+ *
+ * Stale entries that are not due for a long time (a lease that ended early: its expiry is a minute away)
+ * would pile up until then, so once the heap holds twice as many entries as were live at the last sweep
+ * (plus `SWEEP_SLACK`), a push first sweeps: it keeps the entries `isLive` accepts and rebuilds the heap.
+ * Each sweep follows at least as many pushes as it keeps entries, so pushes stay O(log n) amortised and
+ * the heap stays within about twice its live entries.
  */
 export class DueQueue {
   readonly #heap: Entry[] = [];
+  readonly #isLive: (at: number, id: string) => boolean;
+  #liveAtSweep = 0;
+
+  /**
+   * `isLive`: whether an entry still describes its record. A sweep drops the others, so whatever makes a
+   * record due again must push a new entry for it (the memory store does on every change).
+   */
+  constructor(isLive: (at: number, id: string) => boolean) {
+    this.#isLive = isLive;
+  }
 
   get size(): number {
     return this.#heap.length;
   }
 
   push(at: number, id: string): void {
+    if (this.#heap.length >= 2 * this.#liveAtSweep + SWEEP_SLACK) this.#sweep();
     const heap = this.#heap;
     heap.push({ at, id });
-    let index = heap.length - 1;
-    while (index > 0) {
-      const parent = (index - 1) >> 1;
-      if (heap[parent]!.at <= heap[index]!.at) break;
-      [heap[parent], heap[index]] = [heap[index]!, heap[parent]!];
-      index = parent;
-    }
+    this.#siftUp(heap.length - 1);
   }
 
   peek(): Entry | undefined {
@@ -36,7 +50,34 @@ export class DueQueue {
     const last = heap.pop();
     if (top === undefined || last === undefined || heap.length === 0) return top;
     heap[0] = last;
-    let index = 0;
+    this.#siftDown(0);
+    return top;
+  }
+
+  #sweep(): void {
+    const live = this.#heap.filter((entry) => this.#isLive(entry.at, entry.id));
+    this.#heap.length = 0;
+    for (const entry of live) {
+      this.#heap.push(entry);
+      this.#siftUp(this.#heap.length - 1);
+    }
+    this.#liveAtSweep = live.length;
+  }
+
+  #siftUp(start: number): void {
+    const heap = this.#heap;
+    let index = start;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      if (heap[parent]!.at <= heap[index]!.at) break;
+      [heap[parent], heap[index]] = [heap[index]!, heap[parent]!];
+      index = parent;
+    }
+  }
+
+  #siftDown(start: number): void {
+    const heap = this.#heap;
+    let index = start;
     for (;;) {
       const left = index * 2 + 1;
       const right = left + 1;
@@ -47,6 +88,5 @@ export class DueQueue {
       [heap[smallest], heap[index]] = [heap[index]!, heap[smallest]!];
       index = smallest;
     }
-    return top;
   }
 }

@@ -40,8 +40,8 @@ export function memoryStore(): Store {
    * `ready` entry of a webhook is the one whose time `readyAt` names; older entries are skipped.
    */
   const queues = new Map<string, DueQueue>();
-  const ready = new DueQueue();
   const readyAt = new Map<string, number>();
+  const ready = new DueQueue((at, webhookId) => readyAt.get(webhookId) === at);
   const listeners = new Set<() => void>();
 
   /** Listeners run after the current call has returned, never inside it. */
@@ -67,7 +67,7 @@ export function memoryStore(): Store {
     if (at === null) return;
     let queue = queues.get(delivery.webhookId);
     if (queue === undefined) {
-      queue = new DueQueue();
+      queue = new DueQueue((at, id) => isCurrent(deliveries.get(id), at));
       queues.set(delivery.webhookId, queue);
     }
     queue.push(at.getTime(), delivery.id);

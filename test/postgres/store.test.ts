@@ -395,8 +395,8 @@ describePostgres('postgresStore', () => {
   }, async () => {
     await db.truncate();
     // Postgres checks for a deadlock once, deadlock_timeout after a session starts waiting. The store's
-    // sessions check after 1 s, the other session after a minute: the completion is always the victim.
-    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2, options: '-c deadlock_timeout=1s' });
+    // sessions check after 2 s, the other session after a minute: the completion is always the victim.
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2, options: '-c deadlock_timeout=2s' });
     const store = postgresStore({ pool, schema: db.schema, notify: false });
     const hook = webhook();
     await store.createWebhook(hook, { maxPerSite: 10 });

@@ -488,28 +488,27 @@ describePostgres('postgresStore', () => {
     );
     await db.pool.query(`ANALYZE ${s}.deliveries`);
     await db.pool.query(`ANALYZE ${s}.attempts`);
-    // A completion batch of 64, planned for its actual values as Postgres does for the first executions.
+    // A completion batch of 64, as the store sends it, planned for its actual values as Postgres does for
+    // the first executions of a prepared statement.
     const batch = Array.from({ length: 64 }, () => delivery(hook));
     await store.insertDeliveries(batch);
-    const column = <T>(value: (d: (typeof batch)[number]) => T) => batch.map(value);
-    const { rows } = await db.pool.query(`EXPLAIN ${sql.completeAttempts(db.schema)}`, [
-      column((d) => d.id),
-      column(() => hook.id),
-      column(() => 1),
-      column(() => T0),
-      column(() => 1),
-      column(() => 200),
-      column(() => null),
-      column(() => 'OK'),
-      column(() => true),
-      column(() => 'succeeded'),
-      column(() => null),
-      column(() => T0),
-      column(() => null),
-      column(() => null),
-      column(() => 10),
-      null,
-    ]);
+    const spy = vi.spyOn(db.pool, 'query');
+    let sent: { text: string; values: unknown[] } | undefined;
+    try {
+      await store.completeAttempts(
+        batch.map((d) => ({
+          attempt: attempt(d, 1),
+          next: { status: 'succeeded' },
+          maxConsecutiveFailures: 10,
+        })),
+      );
+      sent = spy.mock.calls
+        .map(([config]) => config as unknown as { text?: string; values: unknown[] })
+        .find((config) => config.text === sql.completeAttempts(db.schema)) as typeof sent;
+    } finally {
+      spy.mockRestore();
+    }
+    const { rows } = await db.pool.query(`EXPLAIN ${sent!.text}`, sent!.values);
     const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
     expect(plan).toContain('attempts_delivery_idx');
     expect(plan).not.toMatch(/Seq Scan on attempts/);

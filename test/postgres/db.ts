@@ -125,7 +125,9 @@ export function useTestDatabase(): TestDatabase {
       return created;
     },
     async truncate() {
-      await this.pool.query(`TRUNCATE "${schema}".webhooks, "${schema}".deliveries, "${schema}".attempts`);
+      await this.pool.query(
+        `TRUNCATE "${schema}".webhooks, "${schema}".deliveries, "${schema}".attempts, "${schema}".leases`,
+      );
     },
     freshSchema() {
       const name = randomSchema();

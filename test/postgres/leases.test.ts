@@ -14,13 +14,19 @@ import { at, attempt, delivery, webhook } from './records.js';
 describePostgres('postgresStore leases', () => {
   const db = useTestDatabase();
 
-  it('claims without rewriting the delivery row, and shows the lease as `delivering`', async () => {
+  /** A fresh store with one webhook and one delivery due at `at(0)`. */
+  const oneDueDelivery = async () => {
     await db.truncate();
     const store = postgresStore({ pool: db.pool, schema: db.schema, notify: false });
     const hook = webhook();
     await store.createWebhook(hook, { maxPerSite: 10 });
     const d = delivery(hook, { nextAttemptAt: at(0) });
     await store.insertDeliveries([d]);
+    return { store, hook, d };
+  };
+
+  it('claims without rewriting the delivery row, and shows the lease as `delivering`', async () => {
+    const { store, hook, d } = await oneDueDelivery();
     const version = async () =>
       (
         await db.pool.query(`SELECT ctid::text, xmin::text FROM "${db.schema}".deliveries WHERE id = $1`, [
@@ -60,12 +66,7 @@ describePostgres('postgresStore leases', () => {
   });
 
   it('takes over a lease only once it has run out', async () => {
-    await db.truncate();
-    const store = postgresStore({ pool: db.pool, schema: db.schema, notify: false });
-    const hook = webhook();
-    await store.createWebhook(hook, { maxPerSite: 10 });
-    const d = delivery(hook, { nextAttemptAt: at(0) });
-    await store.insertDeliveries([d]);
+    const { store, d } = await oneDueDelivery();
     expect(await store.claimDeliveries({ now: at(1), limit: 10, leaseMs: 1_000 })).toHaveLength(1);
     expect(await store.claimDeliveries({ now: at(1_000), limit: 10, leaseMs: 1_000 })).toEqual([]);
     expect(await store.nextDueAt()).toEqual(at(1_001));
@@ -75,12 +76,7 @@ describePostgres('postgresStore leases', () => {
   });
 
   it('releases a lease: the delivery is pending and due again', async () => {
-    await db.truncate();
-    const store = postgresStore({ pool: db.pool, schema: db.schema, notify: false });
-    const hook = webhook();
-    await store.createWebhook(hook, { maxPerSite: 10 });
-    const d = delivery(hook, { nextAttemptAt: at(0) });
-    await store.insertDeliveries([d]);
+    const { store, d } = await oneDueDelivery();
     await store.claimDeliveries({ now: at(1), limit: 10, leaseMs: 60_000 });
     await store.releaseDeliveries([d.id], at(2));
     expect(await store.getDelivery(d.id)).toMatchObject({

@@ -280,14 +280,15 @@ function slots(busy: string): string {
  *
  * The plan, and why its cost stays flat as the backlog grows:
  * 1. Which webhooks can have deliveries among the `$2` earliest? Usually the due window answers: the first
- *    `$7` claimable deliveries in due order (an index-only scan of `$7` entries, plus the ones in flight it
- *    passes over). If it holds every claimable delivery (fewer than `$7`), or at least `$2` that the
- *    per-webhook caps allow, then at least `$2` claimable deliveries are due no later than its end, so the
- *    answer lies inside it (plus expired leases, which are always candidates: a lease taking a slot only
- *    displaces a later delivery of the same webhook), and its webhooks are the only candidates. Only when
- *    capped webhooks' backlogs fill the window does the statement fall back to the skip scan over all
- *    webhooks with pending work (`heads`); a one-time filter keeps the unused path from running at all.
- *    `expired` reads the expired leases from the leases table, which holds only the deliveries in flight.
+ *    `$7` due deliveries without a lease (an index-only scan of `$7` entries plus the leased ones it passes
+ *    over, each a probe of the leases table). If it holds every such delivery (fewer than `$7`), or at
+ *    least `$2` that the per-webhook caps allow, then at least `$2` claimable deliveries are due no later
+ *    than its end, so the answer lies inside it (plus expired leases, which are always candidates: a lease
+ *    taking a slot only displaces a later delivery of the same webhook), and its webhooks are the only
+ *    candidates. Only when capped webhooks' backlogs fill the window does the statement fall back to the
+ *    skip scan over all webhooks with pending work (`heads`); a one-time filter keeps the unused path from
+ *    running at all. `expired` reads the expired leases from the leases table, which holds only the
+ *    deliveries in flight.
  * 2. `due_hooks` keeps the candidate webhooks that are active and have a free slot, and only the `$2` with
  *    the earliest due time: the `$2` earliest deliveries overall can come from no other webhooks.
  * 3. `picked` takes, per such webhook, a LATERAL `ORDER BY next_attempt_at LIMIT n FOR UPDATE SKIP LOCKED`
@@ -303,8 +304,8 @@ function slots(busy: string): string {
  *    rewritten, so a claim adds no entries to the delivery table's indexes. The insert is also what makes a
  *    claim exclusive: a worker whose snapshot predates another's committed claim can still lock that row
  *    (the claim did not change it), but its lease insert then meets the other's lease and, unless that lease
- *    has run out, takes nothing (`ON CONFLICT ... WHERE`). A delivery completed since the snapshot was
- *    updated, so its lock re-checks the row and skips it.
+ *    has run out, takes nothing (`ON CONFLICT ... WHERE`). A delivery completed since the snapshot has a
+ *    new row version: locking re-checks that version, which is no longer due, and skips it.
  * The constant outer `LIMIT $8` around each per-webhook scan changes no result (`n` <= `$8`); it tells the
  * planner how few rows a scan returns. Without it the estimate grows with the table (a LIMIT of an outer
  * column is costed as 10% of the rows), and past `jit_above_cost` Postgres would spend tens of milliseconds

@@ -125,9 +125,7 @@ export function useTestDatabase(): TestDatabase {
       return created;
     },
     async truncate() {
-      await this.pool.query(
-        `TRUNCATE "${schema}".webhooks, "${schema}".deliveries, "${schema}".attempts, "${schema}".leases`,
-      );
+      await this.pool.query(`TRUNCATE "${schema}".webhooks, "${schema}".deliveries, "${schema}".attempts`);
     },
     freshSchema() {
       const name = randomSchema();

@@ -41,11 +41,7 @@ describePostgres('migrate: version 2', () => {
       ],
     );
 
-    expect(await migrate(db.pool, { schema })).toEqual({
-      from: 1,
-      to: SCHEMA_VERSION,
-      applied: migrations.map((m) => m.version).filter((version) => version > 1),
-    });
+    expect(await migrate(db.pool, { schema })).toEqual({ from: 1, to: SCHEMA_VERSION, applied: [2] });
     const store = postgresStore({ pool: db.pool, schema });
     try {
       expect(await store.getWebhook(old.id)).toEqual(old);

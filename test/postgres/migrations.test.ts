@@ -25,7 +25,7 @@ describePostgres('migrate', () => {
       to: SCHEMA_VERSION,
       applied: migrations.map((m) => m.version),
     });
-    expect(await tables(schema)).toEqual(['attempts', 'deliveries', 'leases', 'schema_version', 'webhooks']);
+    expect(await tables(schema)).toEqual(['attempts', 'deliveries', 'schema_version', 'webhooks']);
     expect(await migrate(db.pool, { schema })).toEqual({
       from: SCHEMA_VERSION,
       to: SCHEMA_VERSION,

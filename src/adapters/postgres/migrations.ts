@@ -121,49 +121,6 @@ $$;`;
   -- NULL: the dispatcher's default schemes.
   ADD COLUMN signature_schemes text[];`,
   },
-  {
-    version: 3,
-    description: 'leases in their own table, so a claim writes no new delivery row',
-    // A claim used to UPDATE the delivery row (status, lease), which wrote a new row version with an entry
-    // in every index of the large deliveries table, at random places when due order and insert order differ.
-    // Now a claim locks the row and inserts a small lease row; the delivery row changes once, on completion.
-    // A delivery is `delivering` while it has a lease; its row stays `pending` with the due time it was
-    // claimed at. Stop every dispatcher of older releases before applying this version: they would claim by
-    // setting status = 'delivering', which this release no longer reads.
-    sql: (schema) => {
-      const s = quoteSchema(schema);
-      // No foreign key: checking one would cost a query per claimed row. Only pending deliveries have leases,
-      // completion and release end them, and deleting a webhook deletes its leases with its deliveries.
-      return `CREATE TABLE ${s}.leases (
-  delivery_id text PRIMARY KEY,
-  webhook_id text NOT NULL,
-  expires_at timestamptz(3) NOT NULL,
-  claimed_at timestamptz(3) NOT NULL
-);
--- Expired leases for claims, the earliest expiry for nextDueAt.
-CREATE INDEX leases_expiry_idx ON ${s}.leases (expires_at);
-INSERT INTO ${s}.leases (delivery_id, webhook_id, expires_at, claimed_at)
-  SELECT id, webhook_id, lease_expires_at, updated_at FROM ${s}.deliveries WHERE status = 'delivering';
-UPDATE ${s}.deliveries SET status = 'pending', next_attempt_at = updated_at WHERE status = 'delivering';
-DROP INDEX ${s}.deliveries_lease_idx;
-ALTER TABLE ${s}.deliveries DROP COLUMN lease_expires_at;
--- The due window also reads the id (to skip leased deliveries), so it stays an index-only scan.
-DROP INDEX ${s}.deliveries_due_idx;
-CREATE INDEX deliveries_due_idx ON ${s}.deliveries (next_attempt_at) INCLUDE (webhook_id, id)
-  WHERE status = 'pending';
--- Deliveries in flight are not discarded: their completion decides what becomes of them.
-CREATE OR REPLACE FUNCTION ${s}.discard_pending(webhook_id text, at timestamptz, keep text[]) RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
-  WITH discarded AS (
-    UPDATE ${s}.deliveries d SET status = 'discarded', next_attempt_at = NULL, updated_at = discard_pending.at
-    WHERE d.webhook_id = discard_pending.webhook_id AND d.status = 'pending' AND d.id <> ALL (discard_pending.keep)
-      AND NOT EXISTS (SELECT 1 FROM ${s}.leases l WHERE l.delivery_id = d.id)
-    RETURNING 1
-  )
-  SELECT count(*) FROM discarded
-$$;`;
-    },
-  },
 ];
 
 /** The schema version this release of the library reads and writes. */

@@ -164,16 +164,9 @@ discarded (n) AS MATERIALIZED (
 SELECT u.*, (SELECT sum(n) FROM discarded) AS discarded FROM updated u`;
 }
 
-/** Deliveries and their attempts go with it (ON DELETE CASCADE), and so do its leases. */
+/** Deliveries and their attempts go with it (ON DELETE CASCADE). */
 export function deleteWebhook(schema: string): string {
-  const s = quoteSchema(schema);
-  return `WITH deleted AS (
-  DELETE FROM ${s}.webhooks WHERE id = $1 RETURNING id
-),
-ended AS (
-  DELETE FROM ${s}.leases WHERE webhook_id IN (SELECT id FROM deleted)
-)
-SELECT id FROM deleted`;
+  return `DELETE FROM ${quoteSchema(schema)}.webhooks WHERE id = $1 RETURNING id`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -192,51 +185,32 @@ WHERE ${channelParam}::text IS NOT NULL`;
 
 /**
  * One multi-row insert from 13 parallel arrays; `$14` channel or null. Deliveries of webhooks that no longer
- * exist are left out rather than failing the caller's transaction on the foreign key. A record that arrives
- * `delivering` is stored as a `pending` row due when it was last updated, with a lease until its
- * `leaseExpiresAt` (see migration 3).
+ * exist are left out rather than failing the caller's transaction on the foreign key.
  */
 export function insertDeliveries(schema: string): string {
   const s = quoteSchema(schema);
-  return `WITH input AS MATERIALIZED (
+  return `WITH inserted AS (
+  INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at,
+    lease_expires_at, last_status_code, last_error, created_at, updated_at)
   SELECT r.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],
       $8::timestamptz[], $9::timestamptz[], $10::integer[], $11::text[], $12::timestamptz[], $13::timestamptz[])
     AS r(id, webhook_id, site_id, event, body, status, attempts, next_attempt_at, lease_expires_at,
       last_status_code, last_error, created_at, updated_at)
   WHERE EXISTS (SELECT 1 FROM ${s}.webhooks w WHERE w.id = r.webhook_id)
-),
-inserted AS (
-  INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at,
-    last_status_code, last_error, created_at, updated_at)
-  SELECT id, webhook_id, site_id, event, body,
-    CASE WHEN status = 'delivering' THEN 'pending' ELSE status END, attempts,
-    CASE WHEN status = 'delivering' THEN updated_at ELSE next_attempt_at END,
-    last_status_code, last_error, created_at, updated_at
-  FROM input
   RETURNING 1
-),
-leased AS (
-  INSERT INTO ${s}.leases (delivery_id, webhook_id, expires_at, claimed_at)
-  SELECT id, webhook_id, lease_expires_at, updated_at FROM input WHERE status = 'delivering'
 )
 ${notifyIf('inserted', '$14')}`;
 }
 
-/** Whether delivery row `alias` has no lease: a probe of the small leases table's primary key. */
-function unleased(s: string, alias: string): string {
-  return `NOT EXISTS (SELECT 1 FROM ${s}.leases l WHERE l.delivery_id = ${alias}.id)`;
-}
-
 /**
- * The first `limit` pending deliveries without a lease in due order, from `deliveries_due_idx` (next_attempt_at) INCLUDE (webhook_id, id) WHERE status = 'pending':
- * an index-only range scan that stops after `limit` entries, passing over the deliveries in flight.
+ * The first `limit` pending deliveries in due order, from `deliveries_due_idx` (next_attempt_at) INCLUDE
+ * (webhook_id) WHERE status = 'pending': an index-only range scan that stops after `limit` entries.
  */
 function dueWindowCte(s: string, dueBefore: string | null, limit: string): string {
   return `due_window AS MATERIALIZED (
-  SELECT d.webhook_id, d.next_attempt_at AS due FROM ${s}.deliveries d
-  WHERE d.status = 'pending'${dueBefore === null ? '' : ` AND d.next_attempt_at <= ${dueBefore}`}
-    AND ${unleased(s, 'd')}
-  ORDER BY d.next_attempt_at
+  SELECT webhook_id, next_attempt_at AS due FROM ${s}.deliveries
+  WHERE status = 'pending'${dueBefore === null ? '' : ` AND next_attempt_at <= ${dueBefore}`}
+  ORDER BY next_attempt_at
   LIMIT ${limit}
 )`;
 }
@@ -245,21 +219,20 @@ function dueWindowCte(s: string, dueBefore: string | null, limit: string): strin
  * A skip scan: the earliest pending due time of each webhook that has pending deliveries, one index probe
  * per webhook on `deliveries_webhook_due_idx` (webhook_id, next_attempt_at) WHERE status = 'pending'. Each
  * step jumps straight past the previous webhook's entries, so the cost is one probe per webhook with
- * pending work, however many deliveries each has, plus the leased ones (in flight) it passes over. Only
- * evaluated when the due window cannot decide.
+ * pending work, however many deliveries each has. Only evaluated when the due window cannot decide.
  */
 function headsCte(s: string): string {
   return `heads (webhook_id, due) AS (
-  (SELECT d.webhook_id, d.next_attempt_at FROM ${s}.deliveries d
-    WHERE d.status = 'pending' AND ${unleased(s, 'd')}
-    ORDER BY d.webhook_id, d.next_attempt_at LIMIT 1)
+  (SELECT webhook_id, next_attempt_at FROM ${s}.deliveries
+    WHERE status = 'pending'
+    ORDER BY webhook_id, next_attempt_at LIMIT 1)
   UNION ALL
   SELECT following.webhook_id, following.next_attempt_at
   FROM heads h
   CROSS JOIN LATERAL (
-    SELECT d.webhook_id, d.next_attempt_at FROM ${s}.deliveries d
-    WHERE d.status = 'pending' AND d.webhook_id > h.webhook_id AND ${unleased(s, 'd')}
-    ORDER BY d.webhook_id, d.next_attempt_at LIMIT 1
+    SELECT webhook_id, next_attempt_at FROM ${s}.deliveries
+    WHERE status = 'pending' AND webhook_id > h.webhook_id
+    ORDER BY webhook_id, next_attempt_at LIMIT 1
   ) following
 )`;
 }
@@ -275,43 +248,35 @@ function slots(busy: string): string {
  * (null: none), `$4`/`$5` busy webhook ids and their in-flight counts, `$6` the lease expiry, `$7` the size of
  * the due window (a few times `$2`), `$8` the most any one webhook can get (`$2`, or `$3` if smaller).
  *
- * Claimable are the `pending` rows that are due and have no lease, and those whose lease has run out (a
- * worker that died or hung), which count as due when their lease ran out.
- *
  * The plan, and why its cost stays flat as the backlog grows:
  * 1. Which webhooks can have deliveries among the `$2` earliest? Usually the due window answers: the first
- *    `$7` due deliveries without a lease (an index-only scan of `$7` entries plus the leased ones it passes
- *    over, each a probe of the leases table). If it holds every such delivery (fewer than `$7`), or at
- *    least `$2` that the per-webhook caps allow, then at least `$2` claimable deliveries are due no later
- *    than its end, so the answer lies inside it (plus expired leases, which are always candidates: a lease
- *    taking a slot only displaces a later delivery of the same webhook), and its webhooks are the only
- *    candidates. Only when capped webhooks' backlogs fill the window does the statement fall back to the
- *    skip scan over all webhooks with pending work (`heads`); a one-time filter keeps the unused path from
- *    running at all. `expired` reads the expired leases from the leases table, which holds only the
- *    deliveries in flight.
+ *    `$7` due deliveries in due order (an index-only scan of `$7` entries). If it holds every due delivery
+ *    (fewer than `$7`), or at least `$2` that the per-webhook caps allow, then at least `$2` claimable
+ *    deliveries are due no later than its end, so the answer lies inside it (plus expired leases, which
+ *    are always candidates: a lease taking a slot only displaces a later delivery of the same webhook),
+ *    and its webhooks are the only candidates. Only when capped webhooks' backlogs fill the window does
+ *    the statement fall back to the skip scan over all webhooks with pending work (`heads`); a one-time
+ *    filter keeps the unused path from running at all. `expired` reads only the expired leases, from
+ *    `deliveries_lease_idx`.
  * 2. `due_hooks` keeps the candidate webhooks that are active and have a free slot, and only the `$2` with
  *    the earliest due time: the `$2` earliest deliveries overall can come from no other webhooks.
- * 3. `picked` takes, per such webhook, a LATERAL `ORDER BY next_attempt_at LIMIT n FOR UPDATE SKIP LOCKED`
- *    on `deliveries_webhook_due_idx` (webhook_id, next_attempt_at): a range scan that stops after `n` rows,
- *    so a webhook with a million due deliveries costs what one with ten does, and never hides the others.
- *    Rows another worker is claiming right now are skipped, not waited for. Expired leases are taken the
- *    same way (a one-time filter skips that scan for webhooks without any). Then the overall `ORDER BY due
- *    LIMIT $2`. When the window decides, `window_take` has already counted how many of each webhook's window
- *    rows are among the `$2` earliest the caps allow, and `n` is that count instead of the free slots: the
- *    scan locks about `$2` rows rather than up to `$2` × slots, so rows it would not claim are not locked
- *    (and skipped by other workers' claims meanwhile).
- * 4. `leased` inserts a lease row per picked delivery; the delivery row itself is only locked, never
- *    rewritten, so a claim adds no entries to the delivery table's indexes. The insert is also what makes a
- *    claim exclusive: a worker whose snapshot predates another's committed claim can still lock that row
- *    (the claim did not change it), but its lease insert then meets the other's lease and, unless that lease
- *    has run out, takes nothing (`ON CONFLICT ... WHERE`). A delivery completed since the snapshot has a
- *    new row version: locking re-checks that version, which is no longer due, and skips it.
- * The constant outer `LIMIT $8` around each per-webhook scan changes no result (`n` <= `$8`); it tells the
- * planner how few rows a scan returns. Without it the estimate grows with the table (a LIMIT of an outer
- * column is costed as 10% of the rows), and past `jit_above_cost` Postgres would spend tens of milliseconds
- * JIT-compiling a statement that runs in a few.
- * Cost: O($7 + in flight + claimed rows) normally; O(webhooks with pending work + in flight + claimed rows)
- * in the fallback. Neither depends on how many deliveries are pending.
+ * 3. `picked` takes, per such webhook, a LATERAL `ORDER BY next_attempt_at LIMIT slots FOR UPDATE SKIP
+ *    LOCKED` on `deliveries_webhook_due_idx` (webhook_id, next_attempt_at): a range scan that stops after
+ *    `slots` rows, so a webhook with a million due deliveries costs what one with ten does, and never hides
+ *    the others. Rows another worker holds are skipped, not waited for. Expired leases are taken the same
+ *    way (a one-time filter skips that scan for webhooks without any). Then the overall `ORDER BY due
+ *    LIMIT $2`. When the window decides, `window_take` has already counted how many of each webhook's
+ *    window rows are among the `$2` earliest the caps allow, and the pending scan stops there instead of at
+ *    `slots`: it locks about `$2` rows rather than up to `$2` × `slots`, so rows it would not claim are
+ *    neither locked (and skipped by other workers' claims meanwhile) nor written to. Rows another worker
+ *    holds are skipped and the scan takes that webhook's next ones, so the count still comes out whole.
+ * 4. One UPDATE moves the picked rows to `delivering` under the lease and returns them with their webhooks.
+ * The constant outer `LIMIT $8` around each per-webhook scan changes no result (`slots` <= `$8`); it tells
+ * the planner how few rows a scan returns. Without it the estimate grows with the table (a LIMIT of an
+ * outer column is costed as 10% of the rows), and past `jit_above_cost` Postgres would spend tens of
+ * milliseconds JIT-compiling a statement that runs in a few.
+ * Cost: O($7 + claimed rows) normally; O(webhooks with pending work + claimed rows) in the fallback. Neither
+ * depends on how many deliveries are pending.
  */
 export function claimDeliveries(schema: string): string {
   const s = quoteSchema(schema);
@@ -320,7 +285,9 @@ busy (webhook_id, n) AS (
   SELECT * FROM unnest($4::text[], $5::integer[])
 ),
 expired (webhook_id, due) AS (
-  SELECT webhook_id, min(expires_at) FROM ${s}.leases WHERE expires_at <= $1 GROUP BY webhook_id
+  SELECT webhook_id, min(lease_expires_at) FROM ${s}.deliveries
+  WHERE status = 'delivering' AND lease_expires_at <= $1
+  GROUP BY webhook_id
 ),
 ${dueWindowCte(s, '$1', '$7')},
 window_hooks AS MATERIALIZED (
@@ -356,7 +323,7 @@ candidates (webhook_id, due, expired) AS (
 ),
 due_hooks AS MATERIALIZED (
   SELECT x.webhook_id AS id, x.due, x.has_expired, x.slots,
-    CASE WHEN (SELECT windowed FROM path) THEN least(x.slots, coalesce(t.take, 0)) ELSE x.slots END AS take
+    CASE WHEN (SELECT windowed FROM path) THEN least(x.slots, coalesce(t.take, 0)) ELSE x.slots END AS pending
   FROM (
     SELECT u.webhook_id, min(u.due) AS due, bool_or(u.expired) AS has_expired, ${slots('max(b.n)')} AS slots
     FROM candidates u
@@ -370,25 +337,24 @@ due_hooks AS MATERIALIZED (
   LIMIT $2
 ),
 picked AS MATERIALIZED (
-  SELECT c.* FROM due_hooks h
+  SELECT c.id, c.due
+  FROM due_hooks h
   CROSS JOIN LATERAL (
-    SELECT both_kinds.* FROM (
-      (SELECT p.* FROM (
-        SELECT ${deliveryColumns('d')}, d.next_attempt_at AS due FROM ${s}.deliveries d
-        WHERE d.webhook_id = h.id AND d.status = 'pending' AND d.next_attempt_at <= $1
-          AND ${unleased(s, 'd')}
-        ORDER BY d.next_attempt_at
-        LIMIT h.take
-        FOR UPDATE OF d SKIP LOCKED
+    SELECT both_kinds.id, both_kinds.due FROM (
+      (SELECT p.id, p.next_attempt_at AS due FROM (
+        SELECT id, next_attempt_at FROM ${s}.deliveries
+        WHERE webhook_id = h.id AND status = 'pending' AND next_attempt_at <= $1
+        ORDER BY next_attempt_at
+        LIMIT h.pending
+        FOR UPDATE SKIP LOCKED
       ) p LIMIT $8)
       UNION ALL
-      (SELECT e.* FROM (
-        SELECT ${deliveryColumns('d')}, l.expires_at AS due FROM ${s}.leases l
-        JOIN ${s}.deliveries d ON d.id = l.delivery_id
-        WHERE h.has_expired AND l.webhook_id = h.id AND l.expires_at <= $1
-        ORDER BY l.expires_at
+      (SELECT e.id, e.lease_expires_at FROM (
+        SELECT id, lease_expires_at FROM ${s}.deliveries
+        WHERE h.has_expired AND webhook_id = h.id AND status = 'delivering' AND lease_expires_at <= $1
+        ORDER BY lease_expires_at
         LIMIT h.slots
-        FOR UPDATE OF d SKIP LOCKED
+        FOR UPDATE SKIP LOCKED
       ) e LIMIT $8)
     ) both_kinds
     ORDER BY both_kinds.due
@@ -397,29 +363,24 @@ picked AS MATERIALIZED (
   ORDER BY c.due, c.id
   LIMIT $2
 ),
-leased AS (
-  INSERT INTO ${s}.leases AS l (delivery_id, webhook_id, expires_at, claimed_at)
-  SELECT id, webhook_id, $6, $1 FROM picked
-  ON CONFLICT (delivery_id) DO UPDATE SET expires_at = excluded.expires_at, claimed_at = excluded.claimed_at
-    WHERE l.expires_at <= $1
-  RETURNING l.delivery_id, l.expires_at, l.claimed_at
+claimed AS (
+  UPDATE ${s}.deliveries d
+  SET status = 'delivering', next_attempt_at = NULL, lease_expires_at = $6, updated_at = $1
+  FROM picked p
+  WHERE d.id = p.id
+  RETURNING ${DELIVERY_COLUMNS.map((column) => `d.${column}`).join(', ')}, p.due AS claim_due
 )
-SELECT ${deliveryView('p', 'l')}, ${prefixedWebhookColumns('w', 'w_')}
-FROM picked p
-JOIN leased l ON l.delivery_id = p.id
-JOIN ${s}.webhooks w ON w.id = p.webhook_id
-ORDER BY p.due, p.id`;
+SELECT ${DELIVERY_COLUMNS.map((column) => `c.${column}`).join(', ')}, ${prefixedWebhookColumns('w', 'w_')}
+FROM claimed c
+JOIN ${s}.webhooks w ON w.id = c.webhook_id
+ORDER BY c.claim_due, c.id`;
 }
 
 /**
- * The columns of a delivery row. Statements run as prepared statements name their columns instead of `*`,
+ * The columns `toDelivery` reads. Statements run as prepared statements name their columns instead of `*`,
  * so a later migration that adds a column cannot change their result type under a running process.
  */
-function deliveryColumns(alias: string): string {
-  return STORED_DELIVERY_COLUMNS.map((column) => `${alias}.${column}`).join(', ');
-}
-
-const STORED_DELIVERY_COLUMNS = [
+export const DELIVERY_COLUMNS = [
   'id',
   'webhook_id',
   'site_id',
@@ -428,25 +389,12 @@ const STORED_DELIVERY_COLUMNS = [
   'status',
   'attempts',
   'next_attempt_at',
+  'lease_expires_at',
   'last_status_code',
   'last_error',
   'created_at',
   'updated_at',
 ] as const;
-
-/**
- * The columns `toDelivery` reads, from delivery row `d` and its lease `l` (a LEFT JOIN: null when none). A
- * delivery with a lease is `delivering` until that lease's expiry, changed when it was claimed, and has no
- * next attempt time (as in the memory store); its row keeps the due time it was claimed at.
- */
-function deliveryView(d: string, l: string): string {
-  const leased = `${l}.delivery_id IS NOT NULL`;
-  return `${d}.id, ${d}.webhook_id, ${d}.site_id, ${d}.event, ${d}.body,
-  CASE WHEN ${leased} THEN 'delivering' ELSE ${d}.status END AS status, ${d}.attempts,
-  CASE WHEN ${leased} THEN NULL ELSE ${d}.next_attempt_at END AS next_attempt_at,
-  ${l}.expires_at AS lease_expires_at, ${d}.last_status_code, ${d}.last_error, ${d}.created_at,
-  CASE WHEN ${leased} THEN ${l}.claimed_at ELSE ${d}.updated_at END AS updated_at`;
-}
 
 export const WEBHOOK_COLUMNS = [
   'id',
@@ -486,7 +434,7 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
  * A delivery that would go back to `pending` on a webhook that is
  * inactive, or that this batch disables (before or after that outcome), is `discarded` instead, as are the
  * webhook's other pending ones (`discard_pending`, called only for a webhook this batch disables).
- * Each recorded delivery's lease ends. Sends the wake-up notification when a retry was scheduled.
+ * Sends the wake-up notification when a retry was scheduled.
  *
  * Why `OFFSET 0` in the two EXISTS checks: it keeps each a per-outcome probe of the primary key and of
  * `attempts_delivery_idx`. Without it Postgres may turn them into hash joins over the whole table when its
@@ -573,14 +521,12 @@ delivery_updates AS (
     status = CASE WHEN u.discarded THEN 'discarded' ELSE u.next_status END,
     attempts = u.attempt,
     next_attempt_at = CASE WHEN u.next_status = 'pending' AND NOT u.discarded THEN u.next_attempt_at END,
+    lease_expires_at = NULL,
     last_status_code = u.status_code,
     last_error = u.last_error,
     updated_at = CASE WHEN u.discarded AND u.disabled_at > u.ord THEN u.disabled_finished_at ELSE u.finished_at END
   FROM (SELECT DISTINCT ON (delivery_id) * FROM outcomes ORDER BY delivery_id, ord DESC) u
   WHERE d.id = u.delivery_id
-),
-lease_ends AS (
-  DELETE FROM ${s}.leases WHERE delivery_id IN (SELECT delivery_id FROM outcomes)
 ),
 discards (n) AS MATERIALIZED (
   SELECT ${s}.discard_pending(x.webhook_id, x.finished_at, ARRAY(SELECT delivery_id FROM outcomes))
@@ -604,16 +550,13 @@ LEFT JOIN disabling x ON x.webhook_id = o.webhook_id AND x.ord = o.ord
 ORDER BY o.ord`;
 }
 
-/** Ends the leases of `$1` (ids), making those deliveries due at `$2` (now); `$3` channel or null. */
+/** `$1` ids, `$2` now, `$3` channel or null. */
 export function releaseDeliveries(schema: string): string {
   const s = quoteSchema(schema);
-  return `WITH ended AS (
-  DELETE FROM ${s}.leases WHERE delivery_id = ANY ($1::text[]) RETURNING delivery_id
-),
-released AS (
-  UPDATE ${s}.deliveries d SET next_attempt_at = $2, updated_at = $2
-  FROM ended e
-  WHERE d.id = e.delivery_id AND d.status = 'pending'
+  return `WITH released AS (
+  UPDATE ${s}.deliveries
+  SET status = 'pending', next_attempt_at = $2, lease_expires_at = NULL, updated_at = $2
+  WHERE id = ANY ($1::text[]) AND status = 'delivering'
   RETURNING 1
 )
 ${notifyIf('released', '$3')}`;
@@ -623,9 +566,8 @@ ${notifyIf('released', '$3')}`;
  * The earliest time `claimDeliveries` will find something, leaving out the webhooks in `$1`; `$2` the size
  * of the due window. Pending deliveries: the first eligible one in the due window (an index-only scan of
  * at most `$2` entries) is the answer; only when excluded (or inactive) webhooks fill the whole window does
- * the skip scan over webhooks with pending work run (the CASE evaluates it lazily). Both pass over leased
- * deliveries, which count from when their lease runs out: the leases table holds only the deliveries in
- * flight, as many as workers have claimed.
+ * the skip scan over webhooks with pending work run (the CASE evaluates it lazily). Leases: those of
+ * deliveries in flight, as many as workers have claimed.
  */
 export function nextDueAt(schema: string): string {
   const s = quoteSchema(schema);
@@ -636,26 +578,24 @@ in_window AS MATERIALIZED (
   FROM due_window d
   JOIN ${s}.webhooks w ON w.id = d.webhook_id
   WHERE w.active AND d.webhook_id <> ALL ($1::text[])
+),
+leases (webhook_id, due) AS (
+  SELECT webhook_id, min(lease_expires_at) FROM ${s}.deliveries
+  WHERE status = 'delivering'
+  GROUP BY webhook_id
 )
 SELECT least(
   (SELECT CASE WHEN f.due IS NOT NULL OR f.scanned < $2 THEN f.due
       ELSE (SELECT min(h.due) FROM heads h JOIN ${s}.webhooks w ON w.id = h.webhook_id
             WHERE w.active AND h.webhook_id <> ALL ($1::text[])) END
     FROM in_window f),
-  (SELECT l.expires_at FROM ${s}.leases l JOIN ${s}.webhooks w ON w.id = l.webhook_id
-    WHERE w.active AND l.webhook_id <> ALL ($1::text[])
-    ORDER BY l.expires_at LIMIT 1)
+  (SELECT min(l.due) FROM leases l JOIN ${s}.webhooks w ON w.id = l.webhook_id
+    WHERE w.active AND l.webhook_id <> ALL ($1::text[]))
 ) AS due`;
 }
 
-/** Deliveries with their leases, for `deliveryView('d', 'l')`. */
-function deliveriesWithLeases(s: string): string {
-  return `${s}.deliveries d LEFT JOIN ${s}.leases l ON l.delivery_id = d.id`;
-}
-
 export function selectDelivery(schema: string): string {
-  const s = quoteSchema(schema);
-  return `SELECT ${deliveryView('d', 'l')} FROM ${deliveriesWithLeases(s)} WHERE d.id = $1`;
+  return `SELECT * FROM ${quoteSchema(schema)}.deliveries WHERE id = $1`;
 }
 
 /**
@@ -665,14 +605,13 @@ export function selectDelivery(schema: string): string {
  * DESC, id DESC) indexes serve the scan.
  */
 export function listDeliveries(schema: string): string {
-  const s = quoteSchema(schema);
-  return `SELECT ${deliveryView('d', 'l')} FROM ${deliveriesWithLeases(s)}
-WHERE ($1::text IS NULL OR d.site_id = $1)
-  AND ($2::text IS NULL OR d.webhook_id = $2)
-  AND ($3::text IS NULL OR CASE WHEN l.delivery_id IS NOT NULL THEN 'delivering' ELSE d.status END = $3)
-  AND ($4::timestamptz IS NULL OR d.created_at >= $4)
-  AND ($5::timestamptz IS NULL OR (d.created_at, d.id) < ($5::timestamptz, $6::text))
-ORDER BY d.created_at DESC, d.id DESC
+  return `SELECT * FROM ${quoteSchema(schema)}.deliveries
+WHERE ($1::text IS NULL OR site_id = $1)
+  AND ($2::text IS NULL OR webhook_id = $2)
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::text))
+ORDER BY created_at DESC, id DESC
 LIMIT $7`;
 }
 
@@ -688,9 +627,9 @@ export function requeueDelivery(schema: string): string {
   const s = quoteSchema(schema);
   return `WITH requeued AS (
   UPDATE ${s}.deliveries
-  SET status = 'pending', attempts = 0, next_attempt_at = $2, updated_at = $2
+  SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_expires_at = NULL, updated_at = $2
   WHERE id = $1 AND status IN ('failed', 'discarded')
-  RETURNING *, NULL::timestamptz AS lease_expires_at
+  RETURNING *
 )
 SELECT r.*, (SELECT count(*) FROM (${notifyIf('requeued', '$3')}) AS woke) AS notified
 FROM requeued r`;

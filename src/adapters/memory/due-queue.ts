@@ -54,14 +54,14 @@ export class DueQueue {
     return top;
   }
 
+  /** Keeps the live entries in place and restores heap order bottom-up: O(n), no new array. */
   #sweep(): void {
-    const live = this.#heap.filter((entry) => this.#isLive(entry.at, entry.id));
-    this.#heap.length = 0;
-    for (const entry of live) {
-      this.#heap.push(entry);
-      this.#siftUp(this.#heap.length - 1);
-    }
-    this.#liveAtSweep = live.length;
+    const heap = this.#heap;
+    let kept = 0;
+    for (const entry of heap) if (this.#isLive(entry.at, entry.id)) heap[kept++] = entry;
+    heap.length = kept;
+    for (let index = (kept >> 1) - 1; index >= 0; index--) this.#siftDown(index);
+    this.#liveAtSweep = kept;
   }
 
   #siftUp(start: number): void {

@@ -9,6 +9,26 @@ import { at, attempt, delivery, failedAttempt, T0, waitFor, webhook } from './re
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `value` as an SQL literal of unknown type, as the pg driver would send it as a bind parameter. */
+function literal(value: unknown): string {
+  const text = (v: unknown) => (v instanceof Date ? v.toISOString() : String(v));
+  if (value === null) return 'NULL';
+  if (Array.isArray(value))
+    return pg.escapeLiteral(`{${value.map((x) => JSON.stringify(text(x))).join(',')}}`);
+  return pg.escapeLiteral(text(value));
+}
+
+type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
+/** The first node of an EXPLAIN (FORMAT JSON) plan, depth first, that `match` accepts. */
+function findNode(node: PlanNode, match: (node: PlanNode) => boolean): PlanNode | undefined {
+  if (match(node)) return node;
+  for (const child of node.Plans ?? []) {
+    const found = findNode(child, match);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 describePostgres('postgresStore', () => {
   const db = useTestDatabase();
 
@@ -512,6 +532,63 @@ describePostgres('postgresStore', () => {
     const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
     expect(plan).toContain('attempts_delivery_idx');
     expect(plan).not.toMatch(/Seq Scan on attempts/);
+  });
+
+  it('bounds the due window by a constant, so cached plans do not grow costlier with the backlog', async () => {
+    // In a cached generic plan a LIMIT given as a parameter is estimated at 10% of the table: the claim's
+    // and nextDueAt's estimated cost grew with the backlog, towards `jit_above_cost` (JIT-compiling each
+    // call) at about ten million pending deliveries. A constant outer LIMIT caps the estimate.
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const s = `"${db.schema}"`;
+    await db.pool.query(
+      `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at,
+         created_at, updated_at)
+       SELECT 'dlv_' || g, $1, $2, 'pageview', '{}', 'pending', 0, $3::timestamptz + g * interval '1 ms', $3, $3
+       FROM generate_series(1, 60000) g`,
+      [hook.id, hook.siteId, at(0)],
+    );
+    await db.pool.query(`ANALYZE ${s}.deliveries`);
+    const spy = vi.spyOn(db.pool, 'query');
+    let sent: { text: string; values: unknown[] }[] = [];
+    try {
+      await store.claimDeliveries({ now: at(100_000), limit: 64, leaseMs: 60_000, perWebhookLimit: 8 });
+      await store.nextDueAt();
+      sent = spy.mock.calls.map(([config]) => config as unknown as { text: string; values: unknown[] });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(sent.map((config) => config.text)).toEqual([
+      sql.claimDeliveries(db.schema),
+      sql.nextDueAt(db.schema),
+    ]);
+
+    const pool = db.extraPool(1);
+    await pool.query('SET plan_cache_mode = force_generic_plan');
+    for (const [i, { text, values }] of sent.entries()) {
+      await pool.query(`PREPARE generic_${i} AS ${text}`);
+      // EXECUTE takes no bind parameters: the values go in as untyped literals, as the driver sends them.
+      const { rows } = await pool.query(
+        `EXPLAIN (FORMAT JSON) EXECUTE generic_${i} (${values.map(literal).join(', ')})`,
+      );
+      const window = findNode(
+        rows[0]['QUERY PLAN'][0].Plan,
+        (node) => node['Subplan Name'] === 'CTE due_window',
+      );
+      expect(window?.['Plan Rows']).toBeLessThanOrEqual(sql.MAX_DUE_WINDOW);
+    }
+  });
+
+  it('takes a dueWindow from 1 to 4096', () => {
+    for (const dueWindow of [0, 1.5, 4097, Number.NaN]) {
+      expect(() => postgresStore({ pool: db.pool, schema: db.schema, dueWindow })).toThrow(
+        new TypeError('dueWindow must be an integer from 1 to 4096'),
+      );
+    }
+    for (const dueWindow of [1, 4096])
+      postgresStore({ pool: db.pool, schema: db.schema, notify: false, dueWindow });
   });
 
   it('prepares the delivery-path statements once per connection, unless told not to', async () => {

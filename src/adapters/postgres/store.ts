@@ -29,8 +29,9 @@ export interface PostgresStoreOptions {
   /**
    * Advanced: how many of the earliest due deliveries `claimDeliveries` and `nextDueAt` read to decide which
    * webhooks to take from, before falling back to a scan over every webhook with pending deliveries.
-   * Default: 4 × the claim limit, at least 256. A larger window falls back less often, a smaller one reads
-   * less; the fallback only happens when capped webhooks' backlogs fill the whole window.
+   * Default: 4 × the claim limit, at least 256 and at most 4096 (also the most this option takes). A larger
+   * window falls back less often, a smaller one reads less; the fallback only happens when capped webhooks'
+   * backlogs fill the whole window.
    */
   dueWindow?: number;
   /**
@@ -110,8 +111,11 @@ export interface PostgresStore extends Store {
  */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   const { pool, notify = true, onError, dueWindow, preparedStatements = true } = options;
-  if (dueWindow !== undefined && !(Number.isInteger(dueWindow) && dueWindow > 0)) {
-    throw new TypeError('dueWindow must be a positive integer');
+  if (
+    dueWindow !== undefined &&
+    !(Number.isInteger(dueWindow) && dueWindow > 0 && dueWindow <= sql.MAX_DUE_WINDOW)
+  ) {
+    throw new TypeError(`dueWindow must be an integer from 1 to ${sql.MAX_DUE_WINDOW}`);
   }
   const schema = options.schema ?? sql.DEFAULT_SCHEMA;
   sql.quoteSchema(schema);
@@ -316,7 +320,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         busy.map(([id]) => id),
         busy.map(([, count]) => Math.ceil(count)),
         new Date(now.getTime() + leaseMs),
-        dueWindow ?? Math.max(DUE_WINDOW_PER_CLAIM * wanted, MIN_DUE_WINDOW),
+        dueWindow ?? Math.min(Math.max(DUE_WINDOW_PER_CLAIM * wanted, MIN_DUE_WINDOW), sql.MAX_DUE_WINDOW),
         perWebhook === null ? wanted : Math.max(0, Math.min(wanted, perWebhook)),
       ]);
       return rows.map((row) => ({ delivery: toDelivery(row), webhook: toWebhook(row, secrets, 'w_') }));

@@ -32,6 +32,26 @@ function findNode(node: PlanNode, match: (node: PlanNode) => boolean): PlanNode 
 describePostgres('postgresStore', () => {
   const db = useTestDatabase();
 
+  /** An empty schema with one webhook, and a store on it. */
+  const storeWithOneWebhook = async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    return { store, hook, s: `"${db.schema}"` };
+  };
+
+  /** The statements (text and values) that `run` sends through the pool. */
+  const statementsSent = async (run: () => Promise<unknown>) => {
+    const spy = vi.spyOn(db.pool, 'query');
+    try {
+      await run();
+      return spy.mock.calls.map(([config]) => config as unknown as { text: string; values: unknown[] });
+    } finally {
+      spy.mockRestore();
+    }
+  };
+
   it('holds the per-site limit for 50 concurrent creates from several pools', async () => {
     await db.truncate();
     const stores = [db.pool, db.extraPool(5), db.extraPool(5)].map((pool) =>
@@ -491,11 +511,7 @@ describePostgres('postgresStore', () => {
   it('checks a completion batch against earlier attempts by index, not by reading every attempt', async () => {
     // With a few thousand attempts Postgres' cost model prefers hashing the whole table, and a cached
     // (generic) plan would keep doing so however large the table grows before the next ANALYZE.
-    await db.truncate();
-    const store = db.store({ notify: false });
-    const hook = webhook();
-    await store.createWebhook(hook, { maxPerSite: 10 });
-    const s = `"${db.schema}"`;
+    const { store, hook, s } = await storeWithOneWebhook();
     await db.pool.query(
       `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, created_at, updated_at)
        SELECT 'dlv_' || g, $1, $2, 'pageview', '{}', 'succeeded', 1, now(), now() FROM generate_series(1, 3000) g`,
@@ -512,22 +528,17 @@ describePostgres('postgresStore', () => {
     // the first executions of a prepared statement.
     const batch = Array.from({ length: 64 }, () => delivery(hook));
     await store.insertDeliveries(batch);
-    const spy = vi.spyOn(db.pool, 'query');
-    let sent: { text: string; values: unknown[] } | undefined;
-    try {
-      await store.completeAttempts(
-        batch.map((d) => ({
-          attempt: attempt(d, 1),
-          next: { status: 'succeeded' },
-          maxConsecutiveFailures: 10,
-        })),
-      );
-      sent = spy.mock.calls
-        .map(([config]) => config as unknown as { text?: string; values: unknown[] })
-        .find((config) => config.text === sql.completeAttempts(db.schema)) as typeof sent;
-    } finally {
-      spy.mockRestore();
-    }
+    const sent = (
+      await statementsSent(() =>
+        store.completeAttempts(
+          batch.map((d) => ({
+            attempt: attempt(d, 1),
+            next: { status: 'succeeded' },
+            maxConsecutiveFailures: 10,
+          })),
+        ),
+      )
+    ).find((config) => config.text === sql.completeAttempts(db.schema));
     const { rows } = await db.pool.query(`EXPLAIN ${sent!.text}`, sent!.values);
     const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
     expect(plan).toContain('attempts_delivery_idx');
@@ -538,11 +549,7 @@ describePostgres('postgresStore', () => {
     // In a cached generic plan a LIMIT given as a parameter is estimated at 10% of the table: the claim's
     // and nextDueAt's estimated cost grew with the backlog, towards `jit_above_cost` (JIT-compiling each
     // call) at about ten million pending deliveries. A constant outer LIMIT caps the estimate.
-    await db.truncate();
-    const store = db.store({ notify: false });
-    const hook = webhook();
-    await store.createWebhook(hook, { maxPerSite: 10 });
-    const s = `"${db.schema}"`;
+    const { store, hook, s } = await storeWithOneWebhook();
     await db.pool.query(
       `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at,
          created_at, updated_at)
@@ -551,15 +558,10 @@ describePostgres('postgresStore', () => {
       [hook.id, hook.siteId, at(0)],
     );
     await db.pool.query(`ANALYZE ${s}.deliveries`);
-    const spy = vi.spyOn(db.pool, 'query');
-    let sent: { text: string; values: unknown[] }[] = [];
-    try {
+    const sent = await statementsSent(async () => {
       await store.claimDeliveries({ now: at(100_000), limit: 64, leaseMs: 60_000, perWebhookLimit: 8 });
       await store.nextDueAt();
-      sent = spy.mock.calls.map(([config]) => config as unknown as { text: string; values: unknown[] });
-    } finally {
-      spy.mockRestore();
-    }
+    });
     expect(sent.map((config) => config.text)).toEqual([
       sql.claimDeliveries(db.schema),
       sql.nextDueAt(db.schema),

@@ -589,8 +589,32 @@ describePostgres('postgresStore', () => {
         new TypeError('dueWindow must be an integer from 1 to 4096'),
       );
     }
-    for (const dueWindow of [1, 4096])
-      postgresStore({ pool: db.pool, schema: db.schema, notify: false, dueWindow });
+    for (const dueWindow of [1, 4096]) {
+      expect(() =>
+        postgresStore({ pool: db.pool, schema: db.schema, notify: false, dueWindow }),
+      ).not.toThrow();
+    }
+  });
+
+  it('claims more deliveries in one call than the largest due window holds, earliest due first', async () => {
+    // 4 × 5,000 is past the 4096 bound: the store asks for a window of 4096, which cannot decide, and the
+    // per-webhook scan answers. (Asking for 20,000 would read a full window of 4096 as all there is.)
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const hooks = Array.from({ length: 10 }, () => webhook());
+    for (const hook of hooks) await store.createWebhook(hook, { maxPerSite: 10 });
+    await db.pool.query(
+      `INSERT INTO "${db.schema}".deliveries (id, webhook_id, site_id, event, body, status, attempts,
+         next_attempt_at, created_at, updated_at)
+       SELECT 'dlv_' || lpad(g::text, 5, '0'), ($1::text[])[1 + g % 10], $2, 'pageview', '{}', 'pending', 0,
+         $3::timestamptz + g * interval '1 ms', $3, $3
+       FROM generate_series(1, 6000) g`,
+      [hooks.map((hook) => hook.id), hooks[0]!.siteId, at(0)],
+    );
+    const claimed = await store.claimDeliveries({ now: at(10_000), limit: 5000, leaseMs: 60_000 });
+    expect(claimed.map((c) => c.delivery.id)).toEqual(
+      Array.from({ length: 5000 }, (_, i) => `dlv_${String(i + 1).padStart(5, '0')}`),
+    );
   });
 
   it('prepares the delivery-path statements once per connection, unless told not to', async () => {

@@ -8,10 +8,10 @@ export const DEFAULT_SCHEMA = 'zta_webhooks';
 /**
  * The largest due window (see `dueWindow`), written into the statements as a constant: a LIMIT given as a
  * parameter is estimated at 10% of the table in a cached generic plan, so without a constant bound the
- * estimated cost of every claim and `nextDueAt` grows with the backlog (measured: about 8,000 and 9,400 at a
- * million pending deliveries, in proportion to it). Past `jit_above_cost` (100,000 by default), about ten
- * million by extrapolation, Postgres would JIT-compile each call (measured on another statement: ~130 ms) just when a
- * backlog is being worked off. With the bound: about 1,500 and 500 at a million.
+ * estimated cost of every claim and `nextDueAt` grows with the backlog (measured: about 8,000 and 9,400 at
+ * a million pending deliveries, in proportion to it). Past `jit_above_cost` (100,000 by default), about
+ * ten million by extrapolation, Postgres would JIT-compile each call (~130 ms, measured on another
+ * statement) just when a backlog is being worked off. With the bound: about 1,500 and 500 at a million.
  */
 export const MAX_DUE_WINDOW = 4096;
 

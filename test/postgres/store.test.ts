@@ -668,5 +668,18 @@ describePostgres('postgresStore', () => {
       }),
     ).toEqual([]);
     expect(await store.listDeliveries({ siteId: hook.siteId, limit: 10 })).toHaveLength(1);
+    // Valid dates before Postgres' earliest timestamp (4714-11-24 BC): everything is since them, nothing
+    // is older than them. Found by the HTTP fuzz test (`since=-004713-11-23T23:59:59.999Z` was a 500).
+    const earliest = new Date(Date.UTC(-4713, 10, 24));
+    for (const ancient of [new Date(earliest.getTime() - 1), new Date(-8_640_000_000_000_000), earliest]) {
+      expect(await store.listDeliveries({ siteId: hook.siteId, since: ancient, limit: 10 })).toHaveLength(1);
+      expect(
+        await store.listDeliveries({
+          siteId: hook.siteId,
+          after: { createdAt: ancient, id: 'dlv_x' },
+          limit: 10,
+        }),
+      ).toEqual([]);
+    }
   });
 });

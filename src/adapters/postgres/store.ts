@@ -84,6 +84,14 @@ function invalidDate(value: Date | undefined): boolean {
   return value !== undefined && Number.isNaN(value.getTime());
 }
 
+/** Postgres' earliest timestamp (4714-11-24 BC); a JavaScript Date goes back to 271,822 BC. */
+const EARLIEST_TIMESTAMP = Date.UTC(-4713, 10, 24);
+
+/** Whether `value` is earlier than any timestamp Postgres can hold (so earlier than every stored one). */
+function beforeEveryTimestamp(value: Date | undefined): boolean {
+  return value !== undefined && value.getTime() < EARLIEST_TIMESTAMP;
+}
+
 export interface PruneOptions {
   /** Delete finished deliveries created before this. Default: 30 days ago. */
   olderThan?: Date;
@@ -377,11 +385,15 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if (unstorable(q.siteId) || unstorable(q.webhookId) || unstorable(q.after?.id)) return [];
       // An invalid date compares false with everything: nothing is after it or since it (as in memory).
       if (invalidDate(q.since) || invalidDate(q.after?.createdAt)) return [];
+      // Dates Postgres cannot hold would fail the statement: nothing is older than such a cursor, and
+      // everything is since such a date.
+      if (beforeEveryTimestamp(q.after?.createdAt)) return [];
+      const since = beforeEveryTimestamp(q.since) ? undefined : q.since;
       const rows = await query(text.listDeliveries, [
         q.siteId ?? null,
         q.webhookId ?? null,
         q.status ?? null,
-        q.since ?? null,
+        since ?? null,
         q.after?.createdAt ?? null,
         q.after?.id ?? null,
         q.limit,

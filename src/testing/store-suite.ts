@@ -225,6 +225,19 @@ export function testStore(options: StoreSuiteOptions): void {
       expect((await store.getDelivery(later.id))!.status).toBe('pending');
     });
 
+    it('keeps a body exactly as given, whatever characters it holds', async () => {
+      const body = JSON.stringify({
+        event: 'pageview',
+        data: { path: '/café/日本', emoji: '😀', quote: '"', nul: '\u0000', long: 'é'.repeat(5000) },
+      });
+      const d = delivery(hook, { body });
+      await store.insertDeliveries([d]);
+
+      expect((await store.getDelivery(d.id))!.body).toBe(body);
+      expect((await claimAll(at(0)))[0]!.delivery.body).toBe(body);
+      expect((await store.listDeliveries({ webhookId: hook.id, limit: 10 }))[0]!.body).toBe(body);
+    });
+
     it('caps each webhook at its free slots without hiding other webhooks behind its backlog', async () => {
       const other = webhook();
       const third = webhook();
@@ -385,6 +398,21 @@ export function testStore(options: StoreSuiteOptions): void {
         active: false,
         disabledReason: 'Endpoint returned 410 Gone',
       });
+    });
+
+    it('keeps the attempt whose retry is discarded by the disable it caused', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0));
+      const last = attempt(d, 1, { statusCode: 500, ok: false });
+      await complete({
+        attempt: last,
+        next: { status: 'pending', nextAttemptAt: at(5000) },
+        maxConsecutiveFailures: 1,
+        disableReason: 'Endpoint returned 410 Gone',
+      });
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'discarded', attempts: 1 });
+      expect(await store.listAttempts([d.id])).toEqual([last]);
     });
 
     it('releases claimed deliveries back to pending, due now', async () => {

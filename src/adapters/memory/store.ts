@@ -8,10 +8,12 @@ import type {
   Store,
   WriteOptions,
 } from '../types.js';
+import { DeliveryArchive } from './archive.js';
 import { DueQueue } from './due-queue.js';
 
-/** What retention may delete: deliveries that can no longer change by themselves. */
+/** Deliveries that can no longer change by themselves: archived, and what retention may delete. */
 const FINISHED: ReadonlySet<DeliveryRecord['status']> = new Set(['succeeded', 'failed', 'discarded']);
+const REQUEUEABLE: ReadonlySet<DeliveryRecord['status']> = new Set(['failed', 'discarded']);
 
 const copyWebhook = (record: WebhookRecord): WebhookRecord => ({
   ...record,
@@ -31,8 +33,13 @@ export function consecutiveFailuresReason(count: number): string {
 export function memoryStore(): Store {
   const webhooks = new Map<string, WebhookRecord>();
   const webhooksBySite = new Map<string, Set<string>>();
+  /** Deliveries that may still change: pending or delivering. */
   const deliveries = new Map<string, DeliveryRecord>();
+  /** Finished deliveries (succeeded, failed, discarded): their slots in `archive`. */
+  const finished = new Map<string, number>();
+  const archive = new DeliveryArchive();
   const deliveriesByWebhook = new Map<string, Set<string>>();
+  /** The attempts of deliveries in `deliveries`; a finished delivery's are in the archive with it. */
   const attempts = new Map<string, AttemptRecord[]>();
   /**
    * Two levels, so a backlog for one webhook costs nothing when that webhook is busy: per webhook, its
@@ -49,6 +56,50 @@ export function memoryStore(): Store {
     queueMicrotask(() => {
       for (const listener of listeners) listener();
     });
+  };
+
+  /** Moves a live delivery that has just finished into the archive; others stay where they are. */
+  const settle = (delivery: DeliveryRecord): void => {
+    if (!FINISHED.has(delivery.status) || deliveries.get(delivery.id) !== delivery) return;
+    finished.set(delivery.id, archive.add(delivery, attempts.get(delivery.id) ?? []));
+    deliveries.delete(delivery.id);
+    attempts.delete(delivery.id);
+  };
+
+  /** Takes a finished delivery out of the archive to change it; undefined when it is not there. */
+  const thaw = (id: string): DeliveryRecord | undefined => {
+    const slot = finished.get(id);
+    if (slot === undefined) return undefined;
+    const { delivery, attempts: log } = archive.read(slot);
+    archive.delete(slot);
+    finished.delete(id);
+    deliveries.set(id, delivery);
+    if (log.length > 0) attempts.set(id, log);
+    return delivery;
+  };
+
+  /** A delivery as callers see it, live or archived; undefined when there is none. */
+  const readDelivery = (id: string): DeliveryRecord | undefined => {
+    const live = deliveries.get(id);
+    if (live !== undefined) return copyDelivery(live);
+    const slot = finished.get(id);
+    return slot === undefined ? undefined : archive.read(slot).delivery;
+  };
+
+  function* allIds(): Generator<string> {
+    yield* deliveries.keys();
+    yield* finished.keys();
+  }
+
+  /** Forgets a delivery and its attempts, wherever it is. */
+  const forget = (id: string): void => {
+    deliveries.delete(id);
+    attempts.delete(id);
+    const slot = finished.get(id);
+    if (slot !== undefined) {
+      archive.delete(slot);
+      finished.delete(id);
+    }
   };
 
   /** Whether a queue entry still describes the delivery: pending and due then, or leased until then. */
@@ -110,19 +161,23 @@ export function memoryStore(): Store {
       const delivery = deliveries.get(id);
       if (delivery?.status === 'pending') {
         Object.assign(delivery, { status: 'discarded', nextAttemptAt: null, updatedAt: now });
+        settle(delivery);
       }
     }
   };
 
   const complete = (outcome: AttemptOutcome): CompletionEffect | null => {
     const { attempt, next } = outcome;
-    const delivery = deliveries.get(attempt.deliveryId);
     const webhook = webhooks.get(attempt.webhookId);
-    if (delivery === undefined || webhook === undefined) return null;
+    if (webhook === undefined) return null;
+    // A late result for a delivery that finished meanwhile (its lease ran out) is still recorded.
+    const delivery = deliveries.get(attempt.deliveryId) ?? thaw(attempt.deliveryId);
+    if (delivery === undefined) return null;
     const now = new Date(attempt.startedAt.getTime() + attempt.durationMs);
-    const log = attempts.get(delivery.id) ?? [];
-    log.push({ ...attempt });
-    attempts.set(delivery.id, log);
+    const log = attempts.get(delivery.id);
+    // A literal, not a push onto [], which would reserve room for 16 attempts.
+    if (log === undefined) attempts.set(delivery.id, [{ ...attempt }]);
+    else log.push({ ...attempt });
     Object.assign(delivery, {
       status: next.status,
       attempts: attempt.attempt,
@@ -154,6 +209,7 @@ export function memoryStore(): Store {
     if (!webhook.active && delivery.status === 'pending') {
       Object.assign(delivery, { status: 'discarded', nextAttemptAt: null });
     }
+    settle(delivery);
     return { deliveryId: delivery.id, webhookId: webhook.id, siteId: webhook.siteId, disabledReason };
   };
 
@@ -216,10 +272,7 @@ export function memoryStore(): Store {
       if (record === undefined) return false;
       webhooks.delete(id);
       webhooksBySite.get(record.siteId)?.delete(id);
-      for (const deliveryId of deliveriesByWebhook.get(id) ?? []) {
-        deliveries.delete(deliveryId);
-        attempts.delete(deliveryId);
-      }
+      for (const deliveryId of deliveriesByWebhook.get(id) ?? []) forget(deliveryId);
       deliveriesByWebhook.delete(id);
       queues.delete(id);
       readyAt.delete(id);
@@ -229,12 +282,14 @@ export function memoryStore(): Store {
     async insertDeliveries(records, options) {
       refuseSqlClient(options);
       for (const record of records) {
+        forget(record.id);
         const delivery = copyDelivery(record);
         deliveries.set(delivery.id, delivery);
         const ids = deliveriesByWebhook.get(delivery.webhookId) ?? new Set<string>();
         ids.add(delivery.id);
         deliveriesByWebhook.set(delivery.webhookId, ids);
         schedule(delivery);
+        settle(delivery);
       }
       if (records.length > 0) notify();
     },
@@ -312,37 +367,46 @@ export function memoryStore(): Store {
     },
 
     async getDelivery(id) {
-      const record = deliveries.get(id);
-      return record ? copyDelivery(record) : null;
+      return readDelivery(id) ?? null;
     },
 
     async listDeliveries(query: DeliveryQuery) {
-      const source =
-        query.webhookId !== undefined
-          ? [...(deliveriesByWebhook.get(query.webhookId) ?? [])].map((id) => deliveries.get(id)!)
-          : [...deliveries.values()];
-      const after = query.after;
-      return source
-        .filter(
-          (d) =>
-            (query.siteId === undefined || d.siteId === query.siteId) &&
-            (query.status === undefined || d.status === query.status) &&
-            (query.since === undefined || d.createdAt >= query.since) &&
-            (after === undefined || newestFirst(d, after) > 0),
-        )
+      const ids = query.webhookId !== undefined ? (deliveriesByWebhook.get(query.webhookId) ?? []) : allIds();
+      const since = query.since?.getTime();
+      const after = query.after && { createdAt: query.after.createdAt.getTime(), id: query.after.id };
+      const rows: LogPosition[] = [];
+      for (const id of ids) {
+        const live = deliveries.get(id);
+        const slot = finished.get(id);
+        if (live === undefined && slot === undefined) continue;
+        const row = { createdAt: live ? live.createdAt.getTime() : archive.createdAt(slot!), id };
+        if (
+          (query.siteId === undefined || (live ? live.siteId : archive.siteId(slot!)) === query.siteId) &&
+          (query.status === undefined || (live ? live.status : archive.status(slot!)) === query.status) &&
+          (since === undefined || row.createdAt >= since) &&
+          (after === undefined || newestFirst(row, after) > 0)
+        ) {
+          rows.push(row);
+        }
+      }
+      return rows
         .sort(newestFirst)
         .slice(0, query.limit)
-        .map(copyDelivery);
+        .map((row) => readDelivery(row.id)!);
     },
 
     async listAttempts(deliveryIds) {
-      return deliveryIds.flatMap((id) => (attempts.get(id) ?? []).map((attempt) => ({ ...attempt })));
+      return deliveryIds.flatMap((id) => {
+        const slot = finished.get(id);
+        if (slot !== undefined) return archive.read(slot).attempts;
+        return (attempts.get(id) ?? []).map((attempt) => ({ ...attempt }));
+      });
     },
 
     async requeueDelivery(id, now) {
-      const delivery = deliveries.get(id);
-      if (delivery === undefined || (delivery.status !== 'failed' && delivery.status !== 'discarded'))
-        return null;
+      const slot = finished.get(id);
+      if (slot === undefined || !REQUEUEABLE.has(archive.status(slot))) return null;
+      const delivery = thaw(id)!;
       Object.assign(delivery, {
         status: 'pending',
         attempts: 0,
@@ -359,14 +423,18 @@ export function memoryStore(): Store {
       if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) {
         throw new TypeError('batchSize must be a positive integer');
       }
-      // One synchronous pass: atomic like every other method, so batching buys nothing here.
+      // One synchronous pass: atomic like every other method, so batching buys nothing here. Only
+      // finished deliveries are in the archive, so they are all that can go.
+      const cutoff = olderThan.getTime();
       let deleted = 0;
-      for (const [id, delivery] of deliveries) {
-        if (!FINISHED.has(delivery.status) || !(delivery.createdAt < olderThan)) continue;
-        deliveries.delete(id);
-        attempts.delete(id);
-        deliveriesByWebhook.get(delivery.webhookId)?.delete(id);
-        deleted++;
+      for (const ids of deliveriesByWebhook.values()) {
+        for (const id of ids) {
+          const slot = finished.get(id);
+          if (slot === undefined || !(archive.createdAt(slot) < cutoff)) continue;
+          forget(id);
+          ids.delete(id);
+          deleted++;
+        }
       }
       return deleted;
     },
@@ -378,9 +446,15 @@ export function memoryStore(): Store {
   };
 }
 
+/** A delivery's place in the activity log. */
+interface LogPosition {
+  createdAt: number;
+  id: string;
+}
+
 /** Sort order of the activity log: newest first, ties broken by id descending. */
-function newestFirst(a: { createdAt: Date; id: string }, b: { createdAt: Date; id: string }): number {
-  const byTime = b.createdAt.getTime() - a.createdAt.getTime();
+function newestFirst(a: LogPosition, b: LogPosition): number {
+  const byTime = b.createdAt - a.createdAt;
   if (byTime !== 0) return byTime;
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }

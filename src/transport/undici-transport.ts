@@ -80,8 +80,11 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
       method: 'POST',
       headers: request.headers,
       body: request.body,
-      headersTimeout: request.timeoutMs,
-      bodyTimeout: request.timeoutMs,
+      // The attempt's own timer (below) is the deadline for all of it. undici's header and body timers
+      // would only repeat it, and each request would leave one of them in undici's timer list for up to
+      // a second after it is cleared, long enough to reach the old generation as garbage.
+      headersTimeout: 0,
+      bodyTimeout: 0,
     };
     return new Promise((resolve) => {
       const attempt = new Attempt(resolve);

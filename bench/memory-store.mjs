@@ -7,6 +7,9 @@
 // this measures the store, not the sending). N events of the dispatch benchmark's size (1 KiB bodies) are
 // emitted one at a time and delivered; after a full GC, the growth of V8's used heap and of memory held by
 // ArrayBuffers (the store's archive chunks live there) is divided by N. Three rounds on fresh stores.
+// Then the activity log: a store holding L finished deliveries (--log 200000, written with
+// `insertDeliveries`) is asked for the newest 50 of the site, and for the page after that of the webhook;
+// 5 times each, the median shown.
 import { existsSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -18,12 +21,17 @@ if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
 const { Dispatcher, WebhookManager } = await import('../dist/index.js');
 const { memoryStore } = await import('../dist/memory.js');
 
-const index = process.argv.indexOf('--events');
-const N = index === -1 ? 20_000 : Number(process.argv[index + 1]);
-if (!Number.isInteger(N) || N <= 0) {
-  console.error('--events takes a positive integer');
-  process.exit(1);
+function option(name, fallback) {
+  const index = process.argv.indexOf(`--${name}`);
+  const value = index === -1 ? fallback : Number(process.argv[index + 1]);
+  if (!Number.isInteger(value) || value <= 0) {
+    console.error(`--${name} takes a positive integer`);
+    process.exit(1);
+  }
+  return value;
 }
+const N = option('events', 20_000);
+const L = option('log', 200_000);
 v8.setFlagsFromString('--expose-gc');
 const collect = vm.runInNewContext('gc');
 const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -80,3 +88,69 @@ for (let r = 1; r <= 3; r++) {
     `  round ${r}: JS heap ${result.heap.toFixed(0)} B, ArrayBuffers (archive chunks) ${result.offHeap.toFixed(0)} B per event; body ${result.bodyBytes} B; ${result.kept} deliveries listed`,
   );
 }
+
+async function listing() {
+  const store = memoryStore();
+  const now = Date.now();
+  const hook = {
+    id: 'wh_bench',
+    siteId: 'site_bench',
+    url: 'https://receiver.example/hook',
+    events: ['pageview'],
+    description: null,
+    secret: 'whsec_bench',
+    previousSecret: null,
+    previousSecretExpiresAt: null,
+    signatureSchemes: null,
+    active: true,
+    disabledReason: null,
+    consecutiveFailures: 0,
+    createdAt: new Date(now),
+    updatedAt: new Date(now),
+    lastTriggered: null,
+  };
+  await store.createWebhook(hook, { maxPerSite: 10 });
+  const body = JSON.stringify({ event: 'pageview', data: { padding } });
+  for (let i = 0; i < L; i += 1000) {
+    const batch = [];
+    for (let j = i; j < Math.min(L, i + 1000); j++) {
+      const at = new Date(now + j);
+      batch.push({
+        id: `dlv_${String(j).padStart(8, '0')}`,
+        webhookId: hook.id,
+        siteId: hook.siteId,
+        event: 'pageview',
+        body,
+        status: 'succeeded',
+        attempts: 1,
+        nextAttemptAt: null,
+        leaseExpiresAt: null,
+        lastStatusCode: 200,
+        lastError: null,
+        createdAt: at,
+        updatedAt: at,
+      });
+    }
+    await store.insertDeliveries(batch);
+  }
+  const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const bySite = [];
+  const byWebhook = [];
+  for (let r = 0; r < 5; r++) {
+    let t0 = performance.now();
+    const first = await store.listDeliveries({ siteId: hook.siteId, limit: 50 });
+    bySite.push(performance.now() - t0);
+    const last = first.at(-1);
+    t0 = performance.now();
+    await store.listDeliveries({
+      webhookId: hook.id,
+      limit: 50,
+      after: { createdAt: last.createdAt, id: last.id },
+    });
+    byWebhook.push(performance.now() - t0);
+  }
+  console.log(
+    `activity log of ${L.toLocaleString('en-US')} finished deliveries: newest 50 of the site ${median(bySite).toFixed(1)} ms, next 50 of the webhook ${median(byWebhook).toFixed(1)} ms (median of 5)`,
+  );
+}
+await listing();

@@ -1,5 +1,11 @@
 import type { EventType } from '../../core/events.js';
-import type { AttemptRecord, DeliveryRecord, WebhookPatch, WebhookRecord } from '../../core/records.js';
+import type {
+  AttemptRecord,
+  DeliveryRecord,
+  DeliveryStatus,
+  WebhookPatch,
+  WebhookRecord,
+} from '../../core/records.js';
 import type {
   AttemptOutcome,
   ClaimedDelivery,
@@ -85,11 +91,6 @@ export function memoryStore(): Store {
     const slot = finished.get(id);
     return slot === undefined ? undefined : archive.read(slot).delivery;
   };
-
-  function* allIds(): Generator<string> {
-    yield* deliveries.keys();
-    yield* finished.keys();
-  }
 
   /** Forgets a delivery and its attempts, wherever it is. */
   const forget = (id: string): void => {
@@ -371,28 +372,42 @@ export function memoryStore(): Store {
     },
 
     async listDeliveries(query: DeliveryQuery) {
-      const ids = query.webhookId !== undefined ? (deliveriesByWebhook.get(query.webhookId) ?? []) : allIds();
       const since = query.since?.getTime();
       const after = query.after && { createdAt: query.after.createdAt.getTime(), id: query.after.id };
-      const rows: LogPosition[] = [];
-      for (const id of ids) {
-        const live = deliveries.get(id);
-        const slot = finished.get(id);
-        if (live === undefined && slot === undefined) continue;
-        const row = { createdAt: live ? live.createdAt.getTime() : archive.createdAt(slot!), id };
+      const page = new PageOf(query.limit);
+      const consider = (id: string, createdAt: number, siteId: string, status: DeliveryStatus): void => {
         if (
-          (query.siteId === undefined || (live ? live.siteId : archive.siteId(slot!)) === query.siteId) &&
-          (query.status === undefined || (live ? live.status : archive.status(slot!)) === query.status) &&
-          (since === undefined || row.createdAt >= since) &&
-          (after === undefined || newestFirst(row, after) > 0)
+          (query.siteId === undefined || siteId === query.siteId) &&
+          (query.status === undefined || status === query.status) &&
+          (since === undefined || createdAt >= since)
         ) {
-          rows.push(row);
+          const position = { createdAt, id };
+          if (after === undefined || newestFirst(position, after) > 0) page.offer(position);
         }
+      };
+      const considerLive = (id: string, d: DeliveryRecord): void =>
+        consider(id, d.createdAt.getTime(), d.siteId, d.status);
+      const considerArchived = (id: string, slot: number): void =>
+        consider(id, archive.createdAt(slot), archive.siteId(slot), archive.status(slot));
+
+      if (query.webhookId !== undefined) {
+        for (const id of deliveriesByWebhook.get(query.webhookId) ?? []) {
+          // Most of a long log is finished: one lookup for those.
+          const slot = finished.get(id);
+          const live = slot === undefined ? deliveries.get(id) : undefined;
+          if (slot !== undefined) considerArchived(id, slot);
+          else if (live !== undefined) considerLive(id, live);
+        }
+      } else {
+        // forEach: no [key, value] array per entry, which for-of over a large log would allocate.
+        deliveries.forEach((live, id) => {
+          considerLive(id, live);
+        });
+        finished.forEach((slot, id) => {
+          considerArchived(id, slot);
+        });
       }
-      return rows
-        .sort(newestFirst)
-        .slice(0, query.limit)
-        .map((row) => readDelivery(row.id)!);
+      return page.rows().map((position) => readDelivery(position.id)!);
     },
 
     async listAttempts(deliveryIds) {
@@ -450,6 +465,38 @@ export function memoryStore(): Store {
 interface LogPosition {
   createdAt: number;
   id: string;
+}
+
+/**
+ * The first `limit` positions of the activity log among those offered, without sorting them all: a log of
+ * a million deliveries is listed 50 at a time, and each page would otherwise sort the whole log.
+ */
+class PageOf {
+  readonly #limit: number;
+  #kept: LogPosition[] = [];
+  /** The last of the page as of the latest trim; what sorts after it cannot be on the page. */
+  #last: LogPosition | undefined;
+
+  constructor(limit: number) {
+    this.#limit = Math.max(0, Math.floor(limit));
+  }
+
+  offer(position: LogPosition): void {
+    if (this.#limit === 0 || (this.#last !== undefined && newestFirst(position, this.#last) >= 0)) return;
+    this.#kept.push(position);
+    if (this.#kept.length >= 2 * this.#limit + 64) this.#trim();
+  }
+
+  rows(): LogPosition[] {
+    this.#trim();
+    return this.#kept;
+  }
+
+  #trim(): void {
+    this.#kept.sort(newestFirst);
+    if (this.#kept.length > this.#limit) this.#kept.length = this.#limit;
+    this.#last = this.#kept.length === this.#limit ? this.#kept.at(-1) : undefined;
+  }
 }
 
 /** Sort order of the activity log: newest first, ties broken by id descending. */

@@ -27,12 +27,17 @@ describe('memoryStore activity log', () => {
       webhook({ siteId: 'site_a' }),
       webhook({ siteId: 'site_a' }),
       webhook({ siteId: 'site_b' }),
+      webhook({ siteId: 'site_b' }),
     ];
     for (const hook of hooks) await store.createWebhook(hook, { maxPerSite: 10 });
     const statuses = ['pending', 'succeeded', 'failed', 'discarded'] as const;
-    // 3,000 deliveries over 1,009 distinct times (so ties), in a scrambled order.
+    // 3,000 deliveries over 1,009 distinct times (so ties), in a scrambled order; the last webhook has a
+    // small share of them (listed by looking its deliveries up), the others large ones (listed by a scan).
     const all = Array.from({ length: 3000 }, (_, i) =>
-      delivery(hooks[i % 3]!, { createdAt: at(((i * 7919) % 1009) * 100), status: statuses[i % 4]! }),
+      delivery(hooks[i % 13 === 0 ? 3 : i % 3]!, {
+        createdAt: at(((i * 7919) % 1009) * 100),
+        status: statuses[i % 4]!,
+      }),
     );
     await store.insertDeliveries(all);
 
@@ -55,6 +60,10 @@ describe('memoryStore activity log', () => {
     expect(await pages({ siteId: 'site_a' })).toEqual(expected((d) => d.siteId === 'site_a'));
     expect(await pages({ webhookId: hooks[1]!.id, status: 'failed' })).toEqual(
       expected((d) => d.webhookId === hooks[1]!.id && d.status === 'failed'),
+    );
+    expect(await pages({ webhookId: hooks[3]!.id })).toEqual(expected((d) => d.webhookId === hooks[3]!.id));
+    expect(await pages({ webhookId: hooks[3]!.id, status: 'pending' }, 3)).toEqual(
+      expected((d) => d.webhookId === hooks[3]!.id && d.status === 'pending'),
     );
     expect(await pages({ siteId: 'site_b', since: at(50_000) }, 50)).toEqual(
       expected((d) => d.siteId === 'site_b' && d.createdAt >= at(50_000)),

@@ -19,12 +19,14 @@ interface Chunk {
  * bytes outside the JS heap. As objects, each kept delivery was a dozen heap objects that every major
  * garbage collection walks again, which at thousands of deliveries a second put pauses into the latency of
  * live ones; here a kept delivery costs the collector nothing. A record is addressed by its slot; the
- * slot's columns (creation time, status, site) answer the activity log's filters without decoding.
+ * slot's columns (creation time, status, site, webhook) answer the activity log's filters and retention
+ * without decoding.
  */
 export class DeliveryArchive {
   #createdAt = new Float64Array(INITIAL_SLOTS);
   #status = new Uint8Array(INITIAL_SLOTS);
   #site = new Int32Array(INITIAL_SLOTS);
+  #webhook = new Int32Array(INITIAL_SLOTS);
   #chunk = new Int32Array(INITIAL_SLOTS);
   #offset = new Int32Array(INITIAL_SLOTS);
   #metaBytes = new Int32Array(INITIAL_SLOTS);
@@ -41,11 +43,8 @@ export class DeliveryArchive {
   #current = -1;
   #cursor = CHUNK_BYTES;
 
-  /** Site ids, interned: a column holds an index, and a name is dropped with its last record. */
-  readonly #siteNames: (string | null)[] = [];
-  readonly #siteIndex = new Map<string, number>();
-  readonly #siteRecords: number[] = [];
-  readonly #freeSites: number[] = [];
+  readonly #sites = new NameTable();
+  readonly #webhooks = new NameTable();
 
   /** How many records it holds. */
   get size(): number {
@@ -63,7 +62,6 @@ export class DeliveryArchive {
   add(delivery: DeliveryRecord, attempts: readonly AttemptRecord[]): number {
     const meta = JSON.stringify([
       delivery.id,
-      delivery.webhookId,
       delivery.event,
       delivery.attempts,
       time(delivery.nextAttemptAt),
@@ -92,7 +90,8 @@ export class DeliveryArchive {
     const slot = this.#takeSlot();
     this.#createdAt[slot] = delivery.createdAt.getTime();
     this.#status[slot] = DELIVERY_STATUSES.indexOf(delivery.status);
-    this.#site[slot] = this.#internSite(delivery.siteId);
+    this.#site[slot] = this.#sites.intern(delivery.siteId);
+    this.#webhook[slot] = this.#webhooks.intern(delivery.webhookId);
     this.#chunk[slot] = chunkIndex;
     this.#offset[slot] = offset;
     this.#metaBytes[slot] = metaBytes;
@@ -106,8 +105,10 @@ export class DeliveryArchive {
     const bytes = this.#chunks[this.#chunk[slot]!]!.bytes;
     const start = this.#offset[slot]!;
     const bodyStart = start + this.#metaBytes[slot]!;
-    const [id, webhookId, event, attempts, next, lease, lastStatusCode, lastError, updatedAt, log] =
-      JSON.parse(bytes.toString('utf8', start, bodyStart));
+    const [id, event, attempts, next, lease, lastStatusCode, lastError, updatedAt, log] = JSON.parse(
+      bytes.toString('utf8', start, bodyStart),
+    );
+    const webhookId = this.webhookId(slot);
     const delivery: DeliveryRecord = {
       id,
       webhookId,
@@ -148,7 +149,11 @@ export class DeliveryArchive {
   }
 
   siteId(slot: number): string {
-    return this.#siteNames[this.#site[slot]!]!;
+    return this.#sites.name(this.#site[slot]!);
+  }
+
+  webhookId(slot: number): string {
+    return this.#webhooks.name(this.#webhook[slot]!);
   }
 
   /** Frees a slot; a chunk whose last record goes is released (unless it is still being filled). */
@@ -160,12 +165,8 @@ export class DeliveryArchive {
       this.#chunks[chunkIndex] = null;
       this.#freeChunks.push(chunkIndex);
     }
-    const site = this.#site[slot]!;
-    if (--this.#siteRecords[site]! === 0) {
-      this.#siteIndex.delete(this.#siteNames[site]!);
-      this.#siteNames[site] = null;
-      this.#freeSites.push(site);
-    }
+    this.#sites.release(this.#site[slot]!);
+    this.#webhooks.release(this.#webhook[slot]!);
     this.#nextFree[slot] = this.#firstFree;
     this.#firstFree = slot;
     this.#size--;
@@ -215,23 +216,43 @@ export class DeliveryArchive {
     this.#createdAt = grown(this.#createdAt, new Float64Array(slots));
     this.#status = grown(this.#status, new Uint8Array(slots));
     this.#site = grown(this.#site, new Int32Array(slots));
+    this.#webhook = grown(this.#webhook, new Int32Array(slots));
     this.#chunk = grown(this.#chunk, new Int32Array(slots));
     this.#offset = grown(this.#offset, new Int32Array(slots));
     this.#metaBytes = grown(this.#metaBytes, new Int32Array(slots));
     this.#bodyBytes = grown(this.#bodyBytes, new Int32Array(slots));
     this.#nextFree = grown(this.#nextFree, new Int32Array(slots));
   }
+}
 
-  #internSite(siteId: string): number {
-    let index = this.#siteIndex.get(siteId);
+/** Names (site or webhook ids) as small numbers for a column; a name is dropped with its last record. */
+class NameTable {
+  readonly #names: (string | null)[] = [];
+  readonly #index = new Map<string, number>();
+  readonly #records: number[] = [];
+  readonly #free: number[] = [];
+
+  intern(name: string): number {
+    let index = this.#index.get(name);
     if (index === undefined) {
-      index = this.#freeSites.pop() ?? this.#siteNames.length;
-      this.#siteNames[index] = siteId;
-      this.#siteRecords[index] = 0;
-      this.#siteIndex.set(siteId, index);
+      index = this.#free.pop() ?? this.#names.length;
+      this.#names[index] = name;
+      this.#records[index] = 0;
+      this.#index.set(name, index);
     }
-    this.#siteRecords[index]!++;
+    this.#records[index]!++;
     return index;
+  }
+
+  name(index: number): string {
+    return this.#names[index]!;
+  }
+
+  release(index: number): void {
+    if (--this.#records[index]! > 0) return;
+    this.#index.delete(this.#names[index]!);
+    this.#names[index] = null;
+    this.#free.push(index);
   }
 }
 

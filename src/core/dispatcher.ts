@@ -432,7 +432,8 @@ export class Dispatcher {
 
   async #armScheduler(): Promise<void> {
     if (!this.#running || this.#inFlight.size >= this.#concurrency) return;
-    const saturated = [...this.#busy].filter(([, count]) => count >= this.#perWebhook).map(([id]) => id);
+    const saturated: string[] = [];
+    for (const [id, count] of this.#busy) if (count >= this.#perWebhook) saturated.push(id);
     const next = await this.#store.nextDueAt({ excludeWebhookIds: saturated });
     if (!this.#running) return;
     if (next === null) this.#scheduler.cancel();

@@ -481,7 +481,7 @@ class PageOf {
   #last: LogPosition | undefined;
 
   constructor(limit: number) {
-    this.#limit = Math.max(0, Math.floor(limit));
+    this.#limit = Number.isNaN(limit) ? 0 : Math.max(0, Math.floor(limit));
   }
 
   offer(createdAt: number, id: string): void {

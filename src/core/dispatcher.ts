@@ -256,14 +256,16 @@ export class Dispatcher {
   async emitMany(inputs: readonly EmitInput[], options?: WriteOptions): Promise<string[]> {
     const now = new Date();
     const prepared = inputs.map((input) => prepareEvent(input, now));
-    const subscribers = new Map<string, Awaited<ReturnType<Store['findSubscribers']>>>();
+    // Subscribers per site and event type, looked up once per call; no map for a lone event.
+    const subscribers =
+      prepared.length > 1 ? new Map<string, Awaited<ReturnType<Store['findSubscribers']>>>() : undefined;
     const records: DeliveryRecord[] = [];
     for (const event of prepared) {
-      const key = `${event.siteId}\u0000${event.event}`;
-      let webhooks = subscribers.get(key);
+      const key = subscribers && `${event.siteId}\u0000${event.event}`;
+      let webhooks = key === undefined ? undefined : subscribers?.get(key);
       if (webhooks === undefined) {
         webhooks = await this.#store.findSubscribers(event.siteId, event.event, options);
-        subscribers.set(key, webhooks);
+        if (key !== undefined) subscribers?.set(key, webhooks);
       }
       for (const webhook of webhooks) {
         records.push({

@@ -357,8 +357,10 @@ export function memoryStore(): Store {
         if (found === undefined || !excludeWebhookIds.includes(found.id)) break;
         setAside.push(found);
       }
-      for (const entry of found ? [...setAside, found] : setAside) arm(entry.id, entry.at);
-      return found ? new Date(found.at) : null;
+      for (const entry of setAside) arm(entry.id, entry.at);
+      if (found === undefined) return null;
+      arm(found.id, found.at);
+      return new Date(found.at);
     },
 
     async getDelivery(id) {

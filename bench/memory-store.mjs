@@ -13,6 +13,7 @@
 import { existsSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { tsImport } from 'tsx/esm/api';
 
 if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
   console.error('bench/memory-store.mjs: dist/ is missing. Build the package first:  npm run build');
@@ -92,44 +93,16 @@ for (let r = 1; r <= 3; r++) {
 async function listing() {
   const store = memoryStore();
   const now = Date.now();
-  const hook = {
-    id: 'wh_bench',
-    siteId: 'site_bench',
-    url: 'https://receiver.example/hook',
-    events: ['pageview'],
-    description: null,
-    secret: 'whsec_bench',
-    previousSecret: null,
-    previousSecretExpiresAt: null,
-    signatureSchemes: null,
-    active: true,
-    disabledReason: null,
-    consecutiveFailures: 0,
-    createdAt: new Date(now),
-    updatedAt: new Date(now),
-    lastTriggered: null,
-  };
+  // The test suite's record builders (TypeScript, loaded through tsx as bench/lib/certs.mjs does).
+  const { delivery, webhook } = await tsImport('../src/testing/fixtures.ts', import.meta.url);
+  const hook = webhook({ siteId: 'site_bench' });
   await store.createWebhook(hook, { maxPerSite: 10 });
   const body = JSON.stringify({ event: 'pageview', data: { padding } });
   for (let i = 0; i < L; i += 1000) {
     const batch = [];
     for (let j = i; j < Math.min(L, i + 1000); j++) {
       const at = new Date(now + j);
-      batch.push({
-        id: `dlv_${String(j).padStart(8, '0')}`,
-        webhookId: hook.id,
-        siteId: hook.siteId,
-        event: 'pageview',
-        body,
-        status: 'succeeded',
-        attempts: 1,
-        nextAttemptAt: null,
-        leaseExpiresAt: null,
-        lastStatusCode: 200,
-        lastError: null,
-        createdAt: at,
-        updatedAt: at,
-      });
+      batch.push(delivery(hook, { body, status: 'succeeded', attempts: 1, createdAt: at, updatedAt: at }));
     }
     await store.insertDeliveries(batch);
   }

@@ -37,6 +37,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Agent, request } from 'undici';
 import { createBenchCerts } from './lib/certs.mjs';
+import { positiveOption } from './lib/options.mjs';
 import { startReceiverProcess } from './lib/receiver-client.mjs';
 
 const distIndex = new URL('../dist/index.js', import.meta.url);
@@ -64,23 +65,13 @@ async function importDist() {
 const [{ Dispatcher, WebhookManager }, { memoryStore }] = await importDist();
 
 // ---------------------------------------------------------------------------------------------- options
-function option(name, fallback) {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index === -1) return fallback;
-  const value = Number(process.argv[index + 1]);
-  if (!Number.isInteger(value) || value <= 0) {
-    console.error(`--${name} takes a positive integer`);
-    process.exit(1);
-  }
-  return value;
-}
 const strict = process.argv.includes('--strict');
-const C = option('concurrency', 64);
+const C = positiveOption('concurrency', 64);
 /** The library's transport keeps this many connections per origin (undiciTransport's default). */
-const CONNECTIONS = option('connections', 16);
-const ROUNDS = option('rounds', 3);
+const CONNECTIONS = positiveOption('connections', 16);
+const ROUNDS = positiveOption('rounds', 3);
 /** Requests per throughput run, for the ceiling and the library alike. */
-const N = option('requests', 20_000);
+const N = positiveOption('requests', 20_000);
 /** Events emitted but not yet delivered, at most, in a library throughput run. */
 const BACKLOG = 8 * C;
 /** `throughput`, `latency` (at half of --rate, default 8000/s) or `all`. */
@@ -94,7 +85,7 @@ const PHASE = (() => {
   return phase;
 })();
 /** The library peak the latency phase assumes when the throughput phase is skipped. */
-const RATE = option('rate', 8000);
+const RATE = positiveOption('rate', 8000);
 const LATENCY_RUNS = 5;
 const LATENCY_RUN_MS = 4000;
 /** Unmeasured paced load before each latency run, at the same rate. */

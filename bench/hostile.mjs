@@ -26,17 +26,9 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tsImport } from 'tsx/esm/api';
+import { positiveOption } from './lib/options.mjs';
 
-function option(name, fallback) {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index === -1) return fallback;
-  const value = Number(process.argv[index + 1]);
-  if (!Number.isFinite(value) || value <= 0) {
-    console.error(`--${name} takes a positive number`);
-    process.exit(1);
-  }
-  return value;
-}
+const option = (name, fallback) => positiveOption(name, fallback, { integer: false });
 const ATTEMPTS = option('attempts', 10_000);
 const CONCURRENCY = option('concurrency', 64);
 const TIMEOUT_MS = option('timeout', 200);

@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { tsImport } from 'tsx/esm/api';
+import { positiveOption } from './lib/options.mjs';
 
 if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
   console.error('bench/memory-store.mjs: dist/ is missing. Build the package first:  npm run build');
@@ -22,17 +23,8 @@ if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
 const { Dispatcher, WebhookManager } = await import('../dist/index.js');
 const { memoryStore } = await import('../dist/memory.js');
 
-function option(name, fallback) {
-  const index = process.argv.indexOf(`--${name}`);
-  const value = index === -1 ? fallback : Number(process.argv[index + 1]);
-  if (!Number.isInteger(value) || value <= 0) {
-    console.error(`--${name} takes a positive integer`);
-    process.exit(1);
-  }
-  return value;
-}
-const N = option('events', 20_000);
-const L = option('log', 200_000);
+const N = positiveOption('events', 20_000);
+const L = positiveOption('log', 200_000);
 v8.setFlagsFromString('--expose-gc');
 const collect = vm.runInNewContext('gc');
 const settle = () => new Promise((resolve) => setImmediate(resolve));

@@ -86,11 +86,13 @@ export function memoryStore(): Store {
     return slot === undefined ? undefined : archive.read(slot).delivery;
   };
 
-  /** Forgets a delivery and its attempts, wherever it is. */
+  /** Forgets a delivery and its attempts, wherever it is, and takes it off its webhook's list. */
   const forget = (id: string): void => {
+    const slot = finished.get(id);
+    const webhookId = slot === undefined ? deliveries.get(id)?.webhookId : archive.webhookId(slot);
+    if (webhookId !== undefined) deliveriesByWebhook.get(webhookId)?.delete(id);
     deliveries.delete(id);
     attempts.delete(id);
-    const slot = finished.get(id);
     if (slot !== undefined) {
       archive.delete(slot);
       finished.delete(id);
@@ -374,11 +376,7 @@ export function memoryStore(): Store {
       // Filters in the order of their cost; a position object only for what may be on the page.
       const offer = (id: string, createdAt: number): void => {
         if (since !== undefined && !(createdAt >= since)) return;
-        if (
-          after !== undefined &&
-          !(createdAt < after.createdAt || (createdAt === after.createdAt && id < after.id))
-        )
-          return;
+        if (after !== undefined && !follows(createdAt, id, after)) return;
         page.offer(createdAt, id);
       };
       const considerLive = (id: string, d: DeliveryRecord): void => {
@@ -401,9 +399,12 @@ export function memoryStore(): Store {
         for (const id of ofWebhook ?? []) {
           // Most of a long log is finished: one lookup for those.
           const slot = finished.get(id);
-          const live = slot === undefined ? deliveries.get(id) : undefined;
-          if (slot !== undefined) considerArchived(id, slot);
-          else if (live !== undefined) considerLive(id, live);
+          if (slot !== undefined) {
+            considerArchived(id, slot);
+            continue;
+          }
+          const live = deliveries.get(id);
+          if (live !== undefined) considerLive(id, live);
         }
       } else {
         // forEach: no [key, value] array per entry, which for-of over a large log would allocate.
@@ -452,10 +453,7 @@ export function memoryStore(): Store {
       finished.forEach((slot, id) => {
         if (archive.createdAt(slot) < cutoff) doomed.push(id);
       });
-      for (const id of doomed) {
-        deliveriesByWebhook.get(archive.webhookId(finished.get(id)!))?.delete(id);
-        forget(id);
-      }
+      for (const id of doomed) forget(id);
       return doomed.length;
     },
 
@@ -489,8 +487,7 @@ class PageOf {
   offer(createdAt: number, id: string): void {
     const last = this.#last;
     if (this.#limit === 0) return;
-    if (last !== undefined && !(createdAt > last.createdAt || (createdAt === last.createdAt && id > last.id)))
-      return;
+    if (last !== undefined && !precedes(createdAt, id, last)) return;
     this.#kept.push({ createdAt, id });
     if (this.#kept.length >= 2 * this.#limit + 64) this.#trim();
   }
@@ -512,6 +509,16 @@ function newestFirst(a: LogPosition, b: LogPosition): number {
   const byTime = b.createdAt - a.createdAt;
   if (byTime !== 0) return byTime;
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** Whether (createdAt, id) comes before `position` in that order. */
+function precedes(createdAt: number, id: string, position: LogPosition): boolean {
+  return createdAt > position.createdAt || (createdAt === position.createdAt && id > position.id);
+}
+
+/** Whether (createdAt, id) comes after `position` in that order. */
+function follows(createdAt: number, id: string, position: LogPosition): boolean {
+  return createdAt < position.createdAt || (createdAt === position.createdAt && id < position.id);
 }
 
 /** The memory store cannot take part in a SQL transaction; pretending to would break the caller's atomicity. */

@@ -110,6 +110,24 @@ describe('memoryStore and its archive', () => {
     expect(await store.listAttempts([d.id])).toEqual([attempt(d, 1), late]);
   });
 
+  it('keeps a re-inserted delivery under its new webhook only', async () => {
+    const store = memoryStore();
+    const other = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    await store.createWebhook(other, { maxPerSite: 10 });
+    const d = delivery(hook, { status: 'succeeded' });
+    await store.insertDeliveries([d]);
+    await store.insertDeliveries([{ ...d, webhookId: other.id, status: 'failed' }]);
+
+    expect(await store.listDeliveries({ webhookId: hook.id, limit: 10 })).toEqual([]);
+    expect(await store.listDeliveries({ webhookId: other.id, limit: 10 })).toMatchObject([
+      { id: d.id, status: 'failed' },
+    ]);
+    // Deleting the old webhook leaves the delivery that now belongs to the other one.
+    await store.deleteWebhook(hook.id);
+    expect(await store.getDelivery(d.id)).toMatchObject({ webhookId: other.id, status: 'failed' });
+  });
+
   it('lists live and archived deliveries together, newest first', async () => {
     const store = memoryStore();
     await store.createWebhook(hook, { maxPerSite: 10 });

@@ -261,11 +261,11 @@ export class Dispatcher {
       prepared.length > 1 ? new Map<string, Awaited<ReturnType<Store['findSubscribers']>>>() : undefined;
     const records: DeliveryRecord[] = [];
     for (const event of prepared) {
-      const key = subscribers && `${event.siteId}\u0000${event.event}`;
-      let webhooks = key === undefined ? undefined : subscribers?.get(key);
+      const key = subscribers === undefined ? '' : `${event.siteId}\u0000${event.event}`;
+      let webhooks = subscribers?.get(key);
       if (webhooks === undefined) {
         webhooks = await this.#store.findSubscribers(event.siteId, event.event, options);
-        if (key !== undefined) subscribers?.set(key, webhooks);
+        subscribers?.set(key, webhooks);
       }
       for (const webhook of webhooks) {
         records.push({

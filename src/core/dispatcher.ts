@@ -171,6 +171,9 @@ export class Dispatcher {
   #draining = 0;
   #pumping: Promise<void> | null = null;
   #pumpAgain = false;
+  #kickQueued = false;
+  /** The last claim took fewer than it could: nothing more was due, apart from at-limit webhooks'. */
+  #drained = false;
   /** Set when an attempt scheduled a retry whose completion write is still to come. */
   #retriesWritten = false;
   #unsubscribe: (() => void) | undefined;
@@ -378,7 +381,18 @@ export class Dispatcher {
     await this.#writer.flush();
   }
 
+  /**
+   * Asks for a pump run. Kicks from one turn of the event loop (an emit and the store's notification of
+   * it, attempts finishing together) are coalesced into one run, so each does not claim again.
+   */
   #kick(): void {
+    if (!this.#running || this.#kickQueued) return;
+    this.#kickQueued = true;
+    queueMicrotask(this.#runKick);
+  }
+
+  readonly #runKick = (): void => {
+    this.#kickQueued = false;
     if (!this.#running) return;
     if (this.#pumping) {
       this.#pumpAgain = true;
@@ -391,7 +405,7 @@ export class Dispatcher {
       // A kick that came after the loop's last check would otherwise be lost until the next poll.
       if (this.#pumpAgain) this.#kick();
     });
-  }
+  };
 
   async #pump(): Promise<void> {
     do {
@@ -412,6 +426,7 @@ export class Dispatcher {
     for (;;) {
       const free = this.#concurrency - this.#inFlight.size;
       if (free <= 0 || !this.#active) return launched;
+      this.#drained = false;
       const claimed = await this.#store.claimDeliveries({
         now: new Date(),
         limit: free,
@@ -428,7 +443,10 @@ export class Dispatcher {
       }
       for (const item of claimed) this.#launch(item);
       launched += claimed.length;
-      if (claimed.length < free) return launched;
+      if (claimed.length < free) {
+        this.#drained = true;
+        return launched;
+      }
     }
   }
 
@@ -450,7 +468,9 @@ export class Dispatcher {
       const count = (this.#busy.get(webhook.id) ?? 1) - 1;
       if (count === 0) this.#busy.delete(webhook.id);
       else this.#busy.set(webhook.id, count);
-      this.#kick();
+      // Nothing else was due when the store was last asked: a freed slot finds work only for a webhook
+      // that was at its limit (its due deliveries were passed over). Other new work kicks by itself.
+      if (!this.#drained || count + 1 >= this.#perWebhook) this.#kick();
     };
     const attempt = this.#attempt(claimed).then(finished, (error: unknown) => {
       this.#logger.error?.('attempt crashed', { deliveryId: delivery.id, error: message(error) });

@@ -51,6 +51,7 @@ export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 export interface DeliveryRecord {
   id: string;
   webhookId: string;
+  /** The webhook's site (a webhook never changes site); the Postgres store finds a site's log through it. */
   siteId: string;
   event: EventType;
   /** The exact bytes that are signed and sent. */

@@ -59,6 +59,23 @@ describePostgres('migrate', () => {
     expect(migrationSql()).toContain('"zta_webhooks".webhooks');
   });
 
+  it('version 3 drops the site index of a version-2 schema', async () => {
+    const schema = db.freshSchema();
+    const indexes = async () =>
+      (
+        await db.pool.query(
+          `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'deliveries'`,
+          [schema],
+        )
+      ).rows.map((r) => r.indexname);
+    await db.pool.query(migrationSql(schema).split('-- 3:')[0]!);
+    expect(await versions(schema)).toEqual([1, 2]);
+    expect(await indexes()).toContain('deliveries_site_log_idx');
+    expect(await migrate(db.pool, { schema })).toMatchObject({ from: 2, applied: [3] });
+    expect(await indexes()).not.toContain('deliveries_site_log_idx');
+    expect(await indexes()).toContain('deliveries_webhook_log_idx');
+  });
+
   it('stores timestamps with millisecond precision', async () => {
     const { rows } = await db.pool.query(
       `SELECT column_name, datetime_precision FROM information_schema.columns

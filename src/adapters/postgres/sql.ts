@@ -628,6 +628,56 @@ ORDER BY created_at DESC, id DESC
 LIMIT $7`;
 }
 
+/**
+ * A site's activity log, as `listDeliveries` with no webhook: `$1` site, `$2` status, `$3` since, `$4`/`$5`
+ * the position to continue after, `$6` limit (null: no filter), `$7` how many times wider than the first
+ * round each webhook's share is read.
+ *
+ * There is no index by site (migration 3): each of the site's webhooks gives its newest deliveries from
+ * `deliveries_webhook_log_idx`, an equal share of the page each (Postgres 15 cannot merge per-webhook
+ * index scans in order, so each reads a bounded share), and the page is the newest `$6` of those. Each
+ * row says whether the page is `complete`: it is not when some webhook gave its whole share and the oldest
+ * of it is newer than the page's last row (more of that webhook might belong on the page); the caller then
+ * asks again with a wider share, up to the whole page per webhook, where it is always complete. A
+ * delivery's site is its webhook's and a webhook never changes site, so the webhooks find every delivery.
+ */
+export function listSiteDeliveries(schema: string): string {
+  const s = quoteSchema(schema);
+  return `WITH share AS (
+  SELECT least($6::bigint, (ceil($6::numeric / greatest(count(*), 1)) * $7::bigint + 1)::bigint) AS n
+  FROM ${s}.webhooks WHERE site_id = $1
+),
+fetched AS MATERIALIZED (
+  SELECT d.*,
+    count(*) OVER (PARTITION BY d.webhook_id) AS fetched_of_webhook,
+    row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.created_at, d.id) AS age_rank
+  FROM ${s}.webhooks w
+  CROSS JOIN LATERAL (
+    SELECT * FROM ${s}.deliveries
+    WHERE webhook_id = w.id AND site_id = $1
+      AND ($2::text IS NULL OR status = $2)
+      AND ($3::timestamptz IS NULL OR created_at >= $3)
+      AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::text))
+    ORDER BY created_at DESC, id DESC
+    LIMIT (SELECT n FROM share)
+  ) d
+  WHERE w.site_id = $1
+),
+page AS MATERIALIZED (
+  SELECT * FROM fetched ORDER BY created_at DESC, id DESC LIMIT $6
+),
+page_end AS (
+  SELECT created_at, id, (SELECT count(*) FROM page) AS size FROM page ORDER BY created_at, id LIMIT 1
+)
+SELECT p.*, NOT EXISTS (
+  SELECT 1 FROM fetched f, page_end e
+  WHERE f.age_rank = 1 AND f.fetched_of_webhook = (SELECT n FROM share)
+    AND (e.size < $6 OR (f.created_at, f.id) > (e.created_at, e.id))
+) AS complete
+FROM page p
+ORDER BY p.created_at DESC, p.id DESC`;
+}
+
 /** `$1` delivery ids; grouped in that order, each delivery's attempts in the order they were recorded. */
 export function listAttempts(schema: string): string {
   return `SELECT a.* FROM unnest($1::text[]) WITH ORDINALITY AS r(delivery_id, position)

@@ -125,7 +125,7 @@ $$;`;
     version: 3,
     description: "drop deliveries_site_log_idx (a site's activity log is read through its webhooks)",
     // Every row version written (emit, claim, completion) paid an entry in it, scattered for retries and
-    // the bulk of what makes claims grow with the table; only the activity log by site read it
+    // part of what makes claims grow with the table; only the activity log by site read it
     // (listSiteDeliveries in sql.ts now reads per webhook). A plain DROP INDEX runs inside migrate()'s
     // transaction: it waits for statements on the table in progress, then holds its lock only briefly.
     sql: (schema) => `DROP INDEX IF EXISTS ${quoteSchema(schema)}.deliveries_site_log_idx;`,

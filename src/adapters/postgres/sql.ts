@@ -621,11 +621,20 @@ export function listDeliveries(schema: string): string {
   return `SELECT * FROM ${quoteSchema(schema)}.deliveries
 WHERE ($1::text IS NULL OR site_id = $1)
   AND ($2::text IS NULL OR webhook_id = $2)
-  AND ($3::text IS NULL OR status = $3)
-  AND ($4::timestamptz IS NULL OR created_at >= $4)
-  AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::text))
+  AND ${logFilters(3)}
 ORDER BY created_at DESC, id DESC
 LIMIT $7`;
+}
+
+/**
+ * The activity log's optional filters (null: no filter), parameters from `$first`: status, since, and the
+ * (created_at, id) to continue after.
+ */
+function logFilters(first: number): string {
+  const [status, since, afterAt, afterId] = [first, first + 1, first + 2, first + 3].map((n) => `$${n}`);
+  return `(${status}::text IS NULL OR status = ${status})
+  AND (${since}::timestamptz IS NULL OR created_at >= ${since})
+  AND (${afterAt}::timestamptz IS NULL OR (created_at, id) < (${afterAt}::timestamptz, ${afterId}::text))`;
 }
 
 /**
@@ -654,10 +663,7 @@ fetched AS MATERIALIZED (
   FROM ${s}.webhooks w
   CROSS JOIN LATERAL (
     SELECT * FROM ${s}.deliveries
-    WHERE webhook_id = w.id AND site_id = $1
-      AND ($2::text IS NULL OR status = $2)
-      AND ($3::timestamptz IS NULL OR created_at >= $3)
-      AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::text))
+    WHERE webhook_id = w.id AND site_id = $1 AND ${logFilters(2)}
     ORDER BY created_at DESC, id DESC
     LIMIT (SELECT n FROM share)
   ) d

@@ -4,6 +4,7 @@
 import { expect, it, vi } from 'vitest';
 import type { DeliveryQuery, DeliveryStatus } from '../../src/index.js';
 import { describePostgres, useTestDatabase } from './db.js';
+import { mostRowsRead } from './plans.js';
 import { at, delivery, webhook } from './records.js';
 
 describePostgres('postgresStore: a site activity log', () => {
@@ -126,5 +127,44 @@ describePostgres('postgresStore: a site activity log', () => {
       (await store.listDeliveries({ siteId: 'site_b', limit: 100 })).every((d) => d.siteId === 'site_b'),
     ).toBe(true);
     expect(await store.listDeliveries({ siteId: 'site_b', limit: 100 })).toHaveLength(30);
+  });
+
+  it('reads each webhook’s share through its own index, even past a busy webhook’s newer deliveries', async () => {
+    // A quiet webhook's deliveries written first, a busy one's after them: the heap in creation order, as in
+    // production. For a status page Postgres preferred the retention index (finished deliveries by creation
+    // time) and walked the busy webhook's deliveries to find the quiet one's share: 50 ms at 200,000.
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const [quiet, busy] = [webhook(), webhook()];
+    for (const hook of [quiet, busy]) await store.createWebhook(hook, { maxPerSite: 20 });
+    const s = `"${db.schema}"`;
+    for (const [hook, from, count] of [
+      [quiet, 0, 1_000],
+      [busy, 1_000, 50_000],
+    ] as const) {
+      await db.pool.query(
+        `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, created_at, updated_at)
+         SELECT 'dlv_' || $2::int + g, $1, 'site_a', 'pageview', '{}', 'succeeded', 1,
+           $4::timestamptz + ($2::int + g) * interval '1 ms', $4
+         FROM generate_series(0, $3::int - 1) g`,
+        [hook.id, from, count, at(0)],
+      );
+    }
+    await db.pool.query(`ANALYZE ${s}.deliveries`);
+    const q = { siteId: 'site_a', status: 'succeeded' as const, limit: 50 };
+    const spy = vi.spyOn(db.pool, 'query');
+    let page: string[];
+    let calls: unknown[][];
+    try {
+      page = (await store.listDeliveries(q)).map((d) => d.id);
+      calls = [...spy.mock.calls];
+    } finally {
+      spy.mockRestore();
+    }
+    expect(page).toEqual(await reference(q));
+    const [text, values] = calls.find(([t]) => String(t).includes('fetched_of_webhook'))!;
+    const { rows } = await db.pool.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values as unknown[]);
+    // Each webhook's share of a page of 50 is 26 (the statement's first round).
+    expect(mostRowsRead(rows[0]['QUERY PLAN'][0].Plan, 'deliveries')).toBeLessThanOrEqual(100);
   });
 });

@@ -191,6 +191,57 @@ describePostgres('postgresStore', () => {
     }
   });
 
+  it('wakes subscribers after concurrent emits with a few NOTIFYs of their own, not one in each emit', async () => {
+    // Postgres makes the commits of notifying transactions wait for each other: a NOTIFY inside every
+    // emit cost concurrent emitters their group commit (bench/postgres-emit.mjs). A lone emit keeps its
+    // NOTIFY inside (one round trip); emits that overlap share NOTIFYs sent after their commits.
+    await db.truncate();
+    const store = db.store();
+    const otherProcess = postgresStore({ pool: db.extraPool(2), schema: db.schema });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const woken: number[] = [];
+    const unsubscribe = otherProcess.subscribe!(() => woken.push(performance.now()));
+    try {
+      await waitFor(() => woken.length === 1); // called once as soon as it is listening
+      const alone = await statementsSent(() => store.insertDeliveries([delivery(hook)]));
+      expect(alone.map((config) => config.text)).toEqual([sql.insertDeliveries(db.schema)]);
+      expect(alone[0]!.values.at(-1)).toBe(store.channel);
+      await waitFor(() => woken.length === 2);
+
+      const spy = vi.spyOn(db.pool, 'query');
+      let statements: string[];
+      let lastCommit: number;
+      try {
+        await Promise.all(
+          Array.from({ length: 40 }, async () => {
+            await store.insertDeliveries([delivery(hook)]);
+            lastCommit = performance.now();
+          }),
+        );
+        await store.close();
+        statements = spy.mock.calls.map(([config]) =>
+          typeof config === 'string' ? config : (config as { text: string }).text,
+        );
+      } finally {
+        spy.mockRestore();
+      }
+      const inserts = statements.filter((text) => text === sql.insertDeliveries(db.schema));
+      const notifies = statements.filter((text) => text === sql.notify());
+      expect(inserts).toHaveLength(40);
+      expect(notifies.length).toBeGreaterThanOrEqual(1);
+      expect(notifies.length).toBeLessThan(20);
+      // The last NOTIFY was sent after the last emit had committed, so it woke the subscriber after it.
+      await waitFor(() => woken.some((at) => at > lastCommit!));
+      expect(
+        (await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".deliveries`)).rows[0].n,
+      ).toBe(41);
+    } finally {
+      unsubscribe();
+      await otherProcess.close();
+    }
+  });
+
   it('wakes subscribers when a retry is scheduled or a delivery requeued', async () => {
     await db.truncate();
     const store = db.store();

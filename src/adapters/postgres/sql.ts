@@ -39,6 +39,11 @@ export function channelName(schema: string): string {
   return `${schema}.due`;
 }
 
+/** `$1`: the channel. A wake-up on its own, after a write on the pool has committed. */
+export function notify(): string {
+  return "SELECT pg_notify($1, '')";
+}
+
 /** `LISTEN "<schema>.due"` (the channel is an identifier, so it cannot be a parameter). */
 export function listen(schema: string): string {
   return `LISTEN "${channelName(schema)}"`;

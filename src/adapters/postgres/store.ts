@@ -5,6 +5,7 @@ import { NotificationListener } from './listener.js';
 import { type Row, storableText, toAttempt, toDate, toDelivery, toWebhook } from './rows.js';
 import { plaintextSecrets, type SecretCodec } from './secrets.js';
 import * as sql from './sql.js';
+import { CoalescedWakeUps } from './wake-ups.js';
 
 /** How long finished deliveries are kept when `pruneDeliveries` is not told otherwise. */
 export const DEFAULT_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
@@ -24,7 +25,10 @@ export interface PostgresStoreOptions {
    * once. Default true. Without it, dispatchers find work by polling.
    */
   notify?: boolean;
-  /** Told when the LISTEN connection fails or drops (it reconnects by itself) or a listener throws. */
+  /**
+   * Told when the LISTEN connection fails or drops (it reconnects by itself), a listener throws, or the
+   * NOTIFY that follows an emit fails (dispatchers' polls find the deliveries then).
+   */
   onError?: (error: unknown) => void;
   /**
    * Advanced: how many of the earliest due deliveries `claimDeliveries` and `nextDueAt` read to decide which
@@ -153,6 +157,14 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   };
   const listener = notify
     ? new NotificationListener({ pool, channel, listenSql: sql.listen(schema), ...(onError && { onError }) })
+    : undefined;
+  /** Inserts on the pool in progress: see insertDeliveries. */
+  let poolInserts = 0;
+  const wakeUps = notify
+    ? new CoalescedWakeUps(
+        () => pool.query(sql.notify(), [channel]),
+        (error) => onError?.(error),
+      )
     : undefined;
 
   /**
@@ -292,26 +304,37 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 
     async insertDeliveries(records, writeOptions) {
       if (records.length === 0) return;
-      await run(
-        'insertDeliveries',
-        [
-          records.map((r) => r.id),
-          records.map((r) => r.webhookId),
-          records.map((r) => r.siteId),
-          records.map((r) => r.event),
-          records.map((r) => r.body),
-          records.map((r) => r.status),
-          records.map((r) => r.attempts),
-          records.map((r) => r.nextAttemptAt),
-          records.map((r) => r.leaseExpiresAt),
-          records.map((r) => r.lastStatusCode),
-          records.map((r) => r.lastError),
-          records.map((r) => r.createdAt),
-          records.map((r) => r.updatedAt),
-          notifyChannel,
-        ],
-        writeOptions?.client,
-      );
+      // In a caller's transaction the NOTIFY must go with it (it is sent only if that commits). On the pool
+      // it goes with the insert too while no other insert of this store is in progress; when some are, it
+      // follows the commit and is shared with theirs (see wake-ups.ts).
+      const client = writeOptions?.client;
+      const inline = client !== undefined || poolInserts === 0;
+      if (client === undefined) poolInserts++;
+      try {
+        await run(
+          'insertDeliveries',
+          [
+            records.map((r) => r.id),
+            records.map((r) => r.webhookId),
+            records.map((r) => r.siteId),
+            records.map((r) => r.event),
+            records.map((r) => r.body),
+            records.map((r) => r.status),
+            records.map((r) => r.attempts),
+            records.map((r) => r.nextAttemptAt),
+            records.map((r) => r.leaseExpiresAt),
+            records.map((r) => r.lastStatusCode),
+            records.map((r) => r.lastError),
+            records.map((r) => r.createdAt),
+            records.map((r) => r.updatedAt),
+            inline ? notifyChannel : null,
+          ],
+          client,
+        );
+      } finally {
+        if (client === undefined) poolInserts--;
+      }
+      if (!inline) await wakeUps?.wake();
     },
 
     async claimDeliveries({ now, limit, leaseMs, perWebhookLimit, busyWebhooks }) {
@@ -435,6 +458,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     },
 
     async close() {
+      await wakeUps?.flush();
       await listener?.close();
     },
   };

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['verify', 'transport', 'dispatch', 'memory-store', 'hostile', 'postgres'];
+const ALL = ['verify', 'transport', 'dispatch', 'memory-store', 'hostile', 'postgres', 'postgres-emit'];
 const root = fileURLToPath(new URL('..', import.meta.url));
 const names = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const chosen = names.length > 0 ? names : ALL;

@@ -289,13 +289,14 @@ function slots(busy: string): string {
  *    neither locked (and skipped by other workers' claims meanwhile) nor written to. Rows another worker
  *    holds are skipped and the scan takes that webhook's next ones, so the count still comes out whole.
  * 4. One UPDATE moves the picked rows to `delivering` under the lease and returns them with their webhooks.
- * Why the pending scan bounds `(webhook_id, next_attempt_at)` as a row instead of `webhook_id = h.id AND
- * next_attempt_at <= $1`: with the plain equality Postgres may read it from `deliveries_due_idx` in due
- * order, filtering on the webhook, which it costs as cheap when the heap is in due order (it is, for first
- * attempts). While a webhook at its limit holds the earliest due deliveries, that scan walks through its
- * whole backlog once per other webhook (156 ms per claim behind 100,000; `store.test.ts`). A row comparison
- * with the `ORDER BY webhook_id, next_attempt_at` it matches is answered by `deliveries_webhook_due_idx`
- * alone.
+ * Why the pending scan bounds its due time as the row `(webhook_id, next_attempt_at) <= (h.id, $1)` rather
+ * than as `next_attempt_at <= $1`: given the latter, Postgres may read the scan from `deliveries_due_idx` in
+ * due order, filtering on the webhook, which it costs as cheap when the heap is in due order (it is, for
+ * first attempts). While a webhook at its limit holds the earliest due deliveries, that walks through its
+ * whole backlog once per other webhook (156 ms per claim behind 100,000; `store.test.ts`). The row bound is
+ * an index condition only for an index led by (webhook_id, next_attempt_at), so there the scan is costed
+ * as reading just that webhook's due rows, while the due-order index is left with none. (The row alone,
+ * without the equality, let Postgres sort the webhook's rows from the activity log's index instead.)
  * The constant outer `LIMIT $8` around each per-webhook scan changes no result (`slots` <= `$8`); it tells
  * the planner how few rows a scan returns. Without it the estimate grows with the table (a LIMIT of an
  * outer column is costed as 10% of the rows), and past `jit_above_cost` Postgres would spend tens of

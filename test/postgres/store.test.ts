@@ -552,22 +552,21 @@ describePostgres('postgresStore', () => {
     for (const hook of hooks) await store.createWebhook(hook, { maxPerSite: 10 });
     const [slow, ...others] = hooks as [ReturnType<typeof webhook>, ...ReturnType<typeof webhook>[]];
     const s = `"${db.schema}"`;
-    /** `count` deliveries round-robin over `ids`, numbered and due from `from` ms on, `step` ms apart. */
-    const insert = (ids: string[], from: number, count: number, step: number) =>
+    /** `count` deliveries round-robin over `ids`, numbered and due from `from` ms on, 1 ms apart. */
+    const insert = (ids: string[], from: number, count: number) =>
       db.pool.query(
         `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at,
            created_at, updated_at)
          SELECT 'dlv_' || $2::int + g, ($1::text[])[1 + g % cardinality($1::text[])], $3, 'pageview', '{}',
-           'pending', 0, $4::timestamptz + ($2::int + g * $5) * interval '1 ms', $4, $4
-         FROM generate_series(0, $6::int - 1) g`,
-        [ids, from, slow.siteId, at(0), step, count],
+           'pending', 0, $4::timestamptz + ($2::int + g) * interval '1 ms', $4, $4
+         FROM generate_series(0, $5::int - 1) g`,
+        [ids, from, slow.siteId, at(0), count],
       );
-    await insert([slow.id], 0, 20_000, 1);
+    await insert([slow.id], 0, 20_000);
     await insert(
       others.map((hook) => hook.id),
       20_000,
       14_000,
-      1,
     );
     await db.pool.query(`ANALYZE ${s}.deliveries`);
     const claim = () =>

@@ -33,6 +33,26 @@ describePostgres('postgresStore', () => {
     }
   };
 
+  /**
+   * An empty schema with one webhook, a store on it, and another store on its own pool (as in another
+   * process) subscribed: `woken` gets the time of each call, and the first call (it is listening) is in.
+   */
+  const subscribedElsewhere = async () => {
+    await db.truncate();
+    const store = db.store();
+    const otherProcess = postgresStore({ pool: db.extraPool(2), schema: db.schema });
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const woken: number[] = [];
+    const unsubscribe = otherProcess.subscribe!(() => woken.push(performance.now()));
+    await waitFor(() => woken.length === 1);
+    const stop = async () => {
+      unsubscribe();
+      await otherProcess.close();
+    };
+    return { store, hook, woken, stop };
+  };
+
   it('holds the per-site limit for 50 concurrent creates from several pools', async () => {
     await db.truncate();
     const stores = [db.pool, db.extraPool(5), db.extraPool(5)].map((pool) =>
@@ -142,16 +162,8 @@ describePostgres('postgresStore', () => {
   });
 
   it('NOTIFYs subscribers in any process within milliseconds of a commit, and not for a rollback', async () => {
-    await db.truncate();
-    const store = db.store();
-    const otherProcess = postgresStore({ pool: db.extraPool(2), schema: db.schema });
-    const hook = webhook();
-    await store.createWebhook(hook, { maxPerSite: 10 });
-    const calls: number[] = [];
-    const unsubscribe = otherProcess.subscribe!(() => calls.push(performance.now()));
+    const { store, hook, woken: calls, stop } = await subscribedElsewhere();
     try {
-      await waitFor(() => calls.length === 1); // called once as soon as it is listening
-
       const client = await db.pool.connect();
       try {
         await client.query('BEGIN');
@@ -186,8 +198,7 @@ describePostgres('postgresStore', () => {
       await sleep(100);
       expect(calls).toHaveLength(4);
     } finally {
-      unsubscribe();
-      await otherProcess.close();
+      await stop();
     }
   });
 
@@ -195,15 +206,8 @@ describePostgres('postgresStore', () => {
     // Postgres makes the commits of notifying transactions wait for each other: a NOTIFY inside every
     // emit cost concurrent emitters their group commit (bench/postgres-emit.mjs). A lone emit keeps its
     // NOTIFY inside (one round trip); emits that overlap share NOTIFYs sent after their commits.
-    await db.truncate();
-    const store = db.store();
-    const otherProcess = postgresStore({ pool: db.extraPool(2), schema: db.schema });
-    const hook = webhook();
-    await store.createWebhook(hook, { maxPerSite: 10 });
-    const woken: number[] = [];
-    const unsubscribe = otherProcess.subscribe!(() => woken.push(performance.now()));
+    const { store, hook, woken, stop } = await subscribedElsewhere();
     try {
-      await waitFor(() => woken.length === 1); // called once as soon as it is listening
       const alone = await statementsSent(() => store.insertDeliveries([delivery(hook)]));
       expect(alone.map((config) => config.text)).toEqual([sql.insertDeliveries(db.schema)]);
       expect(alone[0]!.values.at(-1)).toBe(store.channel);
@@ -238,8 +242,7 @@ describePostgres('postgresStore', () => {
         (await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".deliveries`)).rows[0].n,
       ).toBe(41);
     } finally {
-      unsubscribe();
-      await otherProcess.close();
+      await stop();
     }
   });
 

@@ -308,8 +308,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       // it goes with the insert too while no other insert of this store is in progress; when some are, it
       // follows the commit and is shared with theirs (see wake-ups.ts).
       const client = writeOptions?.client;
-      const inline = client !== undefined || poolInserts === 0;
-      if (client === undefined) poolInserts++;
+      const onPool = client === undefined;
+      const inline = !onPool || poolInserts === 0;
+      if (onPool) poolInserts++;
       try {
         await run(
           'insertDeliveries',
@@ -332,7 +333,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
           client,
         );
       } finally {
-        if (client === undefined) poolInserts--;
+        if (onPool) poolInserts--;
       }
       if (!inline) await wakeUps?.wake();
     },

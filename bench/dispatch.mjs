@@ -29,7 +29,7 @@
 // Targets: library >= 0.7x ceiling (best to best); p99 < 20 ms at half peak (median of the runs). With
 // --strict the exit code is 1 when a target fails. Takes about 75 s.
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,15 +37,13 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Agent, request } from 'undici';
 import { createBenchCerts } from './lib/certs.mjs';
+import { requireDist } from './lib/dist.mjs';
 import { positiveOption } from './lib/options.mjs';
 import { startReceiverProcess } from './lib/receiver-client.mjs';
 
 const distIndex = new URL('../dist/index.js', import.meta.url);
 const distMemory = new URL('../dist/memory.js', import.meta.url);
-if (!existsSync(distIndex) || !existsSync(distMemory)) {
-  console.error('bench/dispatch.mjs: dist/ is missing. Build the package first:  npm run build');
-  process.exit(1);
-}
+requireDist('dispatch.mjs', 'index', 'memory');
 /** Another build may be rewriting dist/ right now (tsup empties it first): retry a few times. */
 async function importDist() {
   for (let attempt = 1; ; attempt++) {

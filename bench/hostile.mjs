@@ -21,11 +21,11 @@
 //            the CPU is saturated); at least 80% of the healthy deliveries succeeded within the timeout
 // With --strict the exit code is 1 when the verdict fails. Needs --expose-gc for the heap figures.
 import { fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tsImport } from 'tsx/esm/api';
+import { requireDist } from './lib/dist.mjs';
 import { positiveOption } from './lib/options.mjs';
 
 const option = (name, fallback) => positiveOption(name, fallback, { integer: false });
@@ -66,10 +66,7 @@ async function loadLibrary() {
   }
   const distIndex = new URL('../dist/index.js', import.meta.url);
   const distMemory = new URL('../dist/memory.js', import.meta.url);
-  if (!existsSync(distIndex) || !existsSync(distMemory)) {
-    console.error('bench/hostile.mjs: dist/ is missing. Build the package first:  npm run build');
-    process.exit(1);
-  }
+  requireDist('hostile.mjs', 'index', 'memory');
   return { ...(await import(distIndex.href)), ...(await import(distMemory.href)) };
 }
 const { Dispatcher, WebhookManager, memoryStore } = await loadLibrary();

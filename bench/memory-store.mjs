@@ -10,16 +10,13 @@
 // Then the activity log: a store holding L finished deliveries (--log 200000, written with
 // `insertDeliveries`) is asked for the newest 50 of the site, and for the page after that of the webhook,
 // 5 times each (the median shown); then retention prunes the older half of it, timed once.
-import { existsSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { tsImport } from 'tsx/esm/api';
+import { requireDist } from './lib/dist.mjs';
 import { positiveOption } from './lib/options.mjs';
 
-if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
-  console.error('bench/memory-store.mjs: dist/ is missing. Build the package first:  npm run build');
-  process.exit(1);
-}
+requireDist('memory-store.mjs', 'index');
 const { Dispatcher, WebhookManager } = await import('../dist/index.js');
 const { memoryStore } = await import('../dist/memory.js');
 

@@ -11,18 +11,13 @@
 // poll). Printed: emits per second of each and their ratio (best of the rounds). No dispatcher runs, so
 // the deliveries stay pending; the table is emptied between runs.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { requireDist } from './lib/dist.mjs';
 import { positiveOption } from './lib/options.mjs';
 
-for (const file of ['../dist/index.js', '../dist/postgres.js']) {
-  if (!existsSync(new URL(file, import.meta.url))) {
-    console.error('bench/postgres-emit.mjs: dist/ is missing. Build the package first:  npm run build');
-    process.exit(1);
-  }
-}
+requireDist('postgres-emit.mjs', 'index', 'postgres');
 const { Dispatcher, WebhookManager } = await import('../dist/index.js');
 const { migrate, postgresStore } = await import('../dist/postgres.js');
 

@@ -39,22 +39,17 @@
 // library's peak; claim cost at 1M within 1.5x of 10k. With --strict the exit code is 1 if one fails.
 // Takes about 3 minutes.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { completeAsSucceeded, loadClaimBacklog } from './lib/claim-backlog.mjs';
+import { requireDist } from './lib/dist.mjs';
 import { createCerts, processCpuMs, startReceiver, startWorker } from './lib/pg-support.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-for (const file of ['../dist/index.js', '../dist/postgres.js']) {
-  if (!existsSync(new URL(file, import.meta.url))) {
-    console.error('bench/postgres.mjs: dist/ is missing. Build the package first:  npm run build');
-    process.exit(1);
-  }
-}
+requireDist('postgres.mjs', 'index', 'postgres');
 const { Dispatcher, WebhookManager } = await import('../dist/index.js');
 const { migrate, postgresStore } = await import('../dist/postgres.js');
 

@@ -13,16 +13,12 @@
 // verifyWebhook >= 0.9x raw, and ahead of both peers. With --strict the exit code is 1 when they fail.
 // Takes about 18 s.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { requireDist } from './lib/dist.mjs';
 
-const distUrl = new URL('../dist/verify.js', import.meta.url);
-if (!existsSync(distUrl)) {
-  console.error('bench/verify.mjs: dist/verify.js is missing. Build the package first:  npm run build');
-  process.exit(1);
-}
-const { signPayload, verifyWebhook } = await import(distUrl.href);
+requireDist('verify.mjs', 'verify');
+const { signPayload, verifyWebhook } = await import('../dist/verify.js');
 const { Webhook } = await import('standardwebhooks');
 const { verify: octokitVerify } = await import('@octokit/webhooks-methods');
 

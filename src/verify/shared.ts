@@ -98,7 +98,7 @@ function isArrayBuffer(value: unknown): value is ArrayBuffer {
  * renders it (`undefined` when it cannot). May throw on hostile input; callers catch.
  */
 export function signedContent(payload: unknown): string | Uint8Array | undefined {
-  if (typeof payload === 'string') return payload;
+  if (typeof payload === 'string' || payload instanceof Uint8Array) return payload;
   if (ArrayBuffer.isView(payload)) {
     return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
   }

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-import type { SignatureHeader, WebhookSecret } from './shared.js';
+import { type SignatureHeader, signedContent, type WebhookSecret } from './shared.js';
 
 export type { SignatureHeader, WebhookSecret };
 
@@ -39,12 +39,12 @@ export function verifyWebhook(payload: unknown, signature: SignatureHeader, secr
     const keys: unknown = secret;
     if (typeof keys === 'string') {
       if (keys.length === 0) return false;
-      const body = signedBytes(payload);
+      const body = signedContent(payload);
       return body !== undefined && digestMatches(body, hex, keys);
     }
     if (!Array.isArray(keys) || keys.length === 0) return false;
 
-    let body = signedBytes(payload);
+    let body = signedContent(payload);
     if (body === undefined) return false;
     // Encode a string body once rather than once per secret.
     if (typeof body === 'string' && keys.length > 1) body = Buffer.from(body, 'utf8');
@@ -71,17 +71,6 @@ function signatureHex(signature: unknown): string | undefined {
     return undefined;
   }
   return value.slice(PREFIX_LENGTH);
-}
-
-/** The bytes the signature covers: raw bodies as they are, anything else as `JSON.stringify` renders it. */
-function signedBytes(payload: unknown): string | Uint8Array | undefined {
-  if (typeof payload === 'string' || payload instanceof Uint8Array) return payload;
-  if (ArrayBuffer.isView(payload)) {
-    return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
-  }
-  if (payload instanceof ArrayBuffer) return new Uint8Array(payload);
-  const json: unknown = JSON.stringify(payload);
-  return typeof json === 'string' ? json : undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SIGNATURE_PREFIX, signPayload, verifyWebhook } from '../../src/verify.js';
@@ -88,6 +89,16 @@ describe('verifyWebhook: round trips', () => {
     big.set(bytes, 7);
     expect(verifyWebhook(new DataView(big.buffer, 7, bytes.length), SIGNATURE, SECRET)).toBe(true);
     expect(verifyWebhook(big.subarray(7, 7 + bytes.length), SIGNATURE, SECRET)).toBe(true);
+  });
+
+  it('takes an ArrayBuffer from another realm (node:vm, a test environment) as raw bytes too', () => {
+    const foreign = (text: string): unknown =>
+      vm.runInNewContext('new Uint8Array(bytes).buffer', { bytes: [...Buffer.from(text, 'utf8')] });
+    const arrayBuffer = foreign(BODY);
+    expect(arrayBuffer instanceof ArrayBuffer).toBe(false);
+    expect(verifyWebhook(arrayBuffer, SIGNATURE, SECRET)).toBe(true);
+    // Not re-serialised as an object: JSON.stringify would render it as "{}".
+    expect(verifyWebhook(foreign('{"forged":true}'), signPayload('{}', SECRET), SECRET)).toBe(false);
   });
 
   it('accepts the parsed JSON body (express.json), re-serialised with JSON.stringify', () => {

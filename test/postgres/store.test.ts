@@ -68,6 +68,62 @@ describePostgres('postgresStore', () => {
     expect(rows[0].n).toBe(10);
   });
 
+  it('holds the per-site limit when sessions default to REPEATABLE READ (its transaction asks for READ COMMITTED)', async () => {
+    await db.truncate();
+    const pool = new pg.Pool({
+      connectionString: DATABASE_URL,
+      max: 5,
+      options: '-c default_transaction_isolation=repeatable\\ read',
+    });
+    pool.on('error', () => {});
+    try {
+      expect((await pool.query('SHOW transaction_isolation')).rows[0].transaction_isolation).toBe(
+        'repeatable read',
+      );
+      const store = postgresStore({ pool, schema: db.schema, notify: false });
+      const outcomes = await Promise.all(
+        Array.from({ length: 25 }, () =>
+          store.createWebhook(webhook({ siteId: 'site_race' }), { maxPerSite: 10 }),
+        ),
+      );
+      expect(outcomes.filter((o) => o === 'created')).toHaveLength(10);
+      const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".webhooks`);
+      expect(rows[0].n).toBe(10);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('survives its connection being terminated inside a transaction, and goes on working', async () => {
+    await db.truncate();
+    const pool = db.extraPool(2);
+    const store = postgresStore({ pool, schema: db.schema, notify: false });
+    // Another create for the site holds its lock, so this one waits inside its transaction.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(sql.lockSite(), [db.schema, 'site_t']);
+      const creating = store.createWebhook(webhook({ siteId: 'site_t' }), { maxPerSite: 10 });
+      const waiting = async () =>
+        (
+          await db.pool.query(
+            `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND query = $1 AND pid <> $2`,
+            [sql.lockSite(), (await holder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid],
+          )
+        ).rows.map((r) => r.pid as number);
+      await waitFor(async () => (await waiting()).length === 1);
+      await db.pool.query('SELECT pg_terminate_backend($1)', [(await waiting())[0]]);
+      // Without a listener on the checked-out client, pg's 'error' event would end the process (and fail
+      // this file as an unhandled error) before this rejection is seen.
+      await expect(creating).rejects.toThrow();
+      await holder.query('COMMIT');
+    } finally {
+      holder.release();
+    }
+    expect(await store.createWebhook(webhook({ siteId: 'site_t' }), { maxPerSite: 10 })).toBe('created');
+  });
+
   it('reads back every timestamp to the millisecond, whatever the session time zone', async () => {
     await db.truncate();
     const pool = new pg.Pool({

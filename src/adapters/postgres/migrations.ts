@@ -10,6 +10,7 @@ import {
   quoteSchema,
   selectVersion,
 } from './sql.js';
+import { inTransaction } from './transaction.js';
 
 export interface Migration {
   /** Applied in ascending order; each version once per schema. */
@@ -173,32 +174,19 @@ export interface MigrateResult {
 export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise<MigrateResult> {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   quoteSchema(schema);
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
-      await client.query(lockMigrations(), [migrationLockKey(schema)]);
-      await client.query(createSchema(schema));
-      await client.query(createVersionTable(schema));
-      const { rows } = await client.query<{ version: number }>(selectVersion(schema));
-      const from = rows[0]?.version ?? 0;
-      const applied: number[] = [];
-      for (const migration of migrations) {
-        if (migration.version <= from) continue;
-        await client.query(migration.sql(schema));
-        await client.query(insertVersion(schema, migration.version));
-        applied.push(migration.version);
-      }
-      await client.query('COMMIT');
-      return { from, to: Math.max(from, SCHEMA_VERSION), applied };
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw error;
+  return inTransaction(pool, async (client) => {
+    await client.query(lockMigrations(), [migrationLockKey(schema)]);
+    await client.query(createSchema(schema));
+    await client.query(createVersionTable(schema));
+    const { rows } = await client.query<{ version: number }>(selectVersion(schema));
+    const from = rows[0]?.version ?? 0;
+    const applied: number[] = [];
+    for (const migration of migrations) {
+      if (migration.version <= from) continue;
+      await client.query(migration.sql(schema));
+      await client.query(insertVersion(schema, migration.version));
+      applied.push(migration.version);
     }
-  } finally {
-    client.release(broken ?? false);
-  }
+    return { from, to: Math.max(from, SCHEMA_VERSION), applied };
+  });
 }

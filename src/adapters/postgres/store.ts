@@ -5,6 +5,7 @@ import { NotificationListener } from './listener.js';
 import { type Row, storableText, toAttempt, toDate, toDelivery, toWebhook } from './rows.js';
 import { plaintextSecrets, type SecretCodec } from './secrets.js';
 import * as sql from './sql.js';
+import { inTransaction } from './transaction.js';
 import { CoalescedWakeUps } from './wake-ups.js';
 
 /** How long finished deliveries are kept when `pruneDeliveries` is not told otherwise. */
@@ -203,25 +204,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     }
   };
 
-  const transaction = async <T>(work: (client: PoolClient) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      try {
-        const result = await work(client);
-        await client.query('COMMIT');
-        return result;
-      } catch (error) {
-        await client.query('ROLLBACK').catch((rollbackError: Error) => {
-          broken = rollbackError;
-        });
-        throw error;
-      }
-    } finally {
-      client.release(broken ?? false);
-    }
-  };
+  const transaction = <T>(work: (client: PoolClient) => Promise<T>): Promise<T> => inTransaction(pool, work);
 
   const store: PostgresStore = {
     schema,

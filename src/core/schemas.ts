@@ -97,6 +97,12 @@ export const eventsSchema = z
       fail(ctx, 'validation_failed', 'events must contain at least one event type');
       return z.NEVER;
     }
+    // Before the per-item checks: with only five event types, any longer list would otherwise be refused
+    // as a duplicate or an unknown type, never with the spec's message for the limit.
+    if (events.length > MAX_EVENTS_PER_WEBHOOK) {
+      fail(ctx, 'validation_failed', `Maximum ${MAX_EVENTS_PER_WEBHOOK} event types per webhook`);
+      return z.NEVER;
+    }
     const seen = new Set<EventType>();
     for (const event of events) {
       if (!isEventType(event)) {
@@ -108,10 +114,6 @@ export const eventsSchema = z
         return z.NEVER;
       }
       seen.add(event);
-    }
-    if (seen.size > MAX_EVENTS_PER_WEBHOOK) {
-      fail(ctx, 'validation_failed', `Maximum ${MAX_EVENTS_PER_WEBHOOK} event types per webhook`);
-      return z.NEVER;
     }
     return [...seen];
   });
@@ -170,11 +172,17 @@ export const rotateSecretSchema = z
   )
   .strict();
 
+/** In a `u` regex a surrogate pair is one code point, so this matches only unpaired halves. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 const descriptionSchema = z
   .string({ error: 'description must be a string' })
   .max(MAX_DESCRIPTION_LENGTH, `description must be at most ${MAX_DESCRIPTION_LENGTH} characters`)
   // No store should have to hold it, and PostgreSQL text cannot.
   .refine((text) => !text.includes('\u0000'), 'description must not contain NUL characters')
+  // Valid JSON can carry an unpaired surrogate (`"\ud800"`); PostgreSQL's json rejects it and its text
+  // replaces it, so no store could give it back as sent.
+  .refine((text) => !LONE_SURROGATE.test(text), 'description must be valid Unicode text')
   .nullable();
 
 const objectSchema = <T extends z.ZodRawShape>(shape: T) =>

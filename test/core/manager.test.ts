@@ -108,11 +108,17 @@ describe('WebhookManager', () => {
       expect(error).toMatchObject({ status: 400, code, message });
     });
 
-    it('refuses more than 5 event types', async () => {
-      const events = ['pageview', 'event', 'goal', 'alert', 'session_end', 'pageview'];
+    it.each([
+      [['pageview', 'event', 'goal', 'alert', 'session_end', 'pageview']],
+      [['pageview', 'event', 'goal', 'alert', 'session_end', 'conversion']],
+      [Array.from({ length: 50 }, () => 'goal')],
+    ])('refuses more than 5 event types with the spec’s message %#', async (events) => {
       const error = await rejection(manager.create(alice, { ...valid, events }));
-      expect(error.status).toBe(400);
-      expect(error.message).toMatch(/Duplicate event type|Maximum 5 event types/);
+      expect(error).toMatchObject({
+        status: 400,
+        code: 'validation_failed',
+        message: 'Maximum 5 event types per webhook',
+      });
     });
 
     it('accepts all five event types', async () => {
@@ -128,6 +134,8 @@ describe('WebhookManager', () => {
       [{ ...valid, description: 7 }, 'description must be a string'],
       [{ ...valid, description: 'x'.repeat(501) }, 'description must be at most 500 characters'],
       [{ ...valid, description: 'a\u0000b' }, 'description must not contain NUL characters'],
+      [{ ...valid, description: 'a\ud800b' }, 'description must be valid Unicode text'],
+      [{ ...valid, description: 'end \udfff' }, 'description must be valid Unicode text'],
       [null, 'Request body must be a JSON object'],
       ['a string', 'Request body must be a JSON object'],
     ])('refuses malformed input %#', async (input, message) => {
@@ -315,6 +323,12 @@ describe('WebhookManager', () => {
       await expect(manager.update(alice, webhook.id, { active: 'yes' as never })).rejects.toMatchObject({
         message: 'active must be a boolean',
       });
+      await expect(manager.update(alice, webhook.id, { description: '\ud83d' })).rejects.toMatchObject({
+        status: 400,
+        message: 'description must be valid Unicode text',
+      });
+      const emoji = await manager.update(alice, webhook.id, { description: 'rocket \ud83d\ude80' });
+      expect(emoji.webhook.description).toBe('rocket 🚀');
     });
 
     it('rotates the secret and shows the new one once', async () => {

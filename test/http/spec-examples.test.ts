@@ -257,17 +257,22 @@ describeEachStore('http: spec examples', () => {
       expect(other.status).toBe(201);
     });
 
-    it('allows all 5 event types on one webhook, and no duplicates', async () => {
+    it('allows all 5 event types on one webhook, no more, and no duplicates', async () => {
       const { call } = await startApi();
       const all = ['pageview', 'event', 'goal', 'alert', 'session_end'];
       expect(
         (await call('POST', '/api/webhooks', { json: { ...SPEC_CREATE_BODY, events: all } })).status,
       ).toBe(201);
-      const dup = await call('POST', '/api/webhooks', {
+      const six = await call('POST', '/api/webhooks', {
         json: { ...SPEC_CREATE_BODY, events: [...all, 'pageview'] },
       });
+      expect(six.status).toBe(400);
+      expect(six.body).toStrictEqual({ error: 'Maximum 5 event types per webhook' });
+      const dup = await call('POST', '/api/webhooks', {
+        json: { ...SPEC_CREATE_BODY, events: ['goal', 'pageview', 'goal'] },
+      });
       expect(dup.status).toBe(400);
-      expect(dup.body).toStrictEqual({ error: 'Duplicate event type: pageview' });
+      expect(dup.body).toStrictEqual({ error: 'Duplicate event type: goal' });
     });
   });
 });

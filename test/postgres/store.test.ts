@@ -217,6 +217,38 @@ describePostgres('postgresStore', () => {
     expect(await store.listDeliveries({ siteId: 'site_a', limit: 10 })).toEqual([kept]);
   });
 
+  it('waits for a webhook whose DELETE is in progress and leaves it out, on the pool and in the outbox', async () => {
+    for (const outbox of [false, true]) {
+      await db.truncate();
+      const store = db.store({ notify: false });
+      const [going, staying] = [webhook(), webhook()];
+      await store.createWebhook(going, { maxPerSite: 10 });
+      await store.createWebhook(staying, { maxPerSite: 10 });
+      const deleter = await db.pool.connect();
+      const caller = await db.pool.connect();
+      try {
+        await deleter.query('BEGIN');
+        await deleter.query(`DELETE FROM "${db.schema}".webhooks WHERE id = $1`, [going.id]);
+        const kept = delivery(staying);
+        let inserting: Promise<unknown>;
+        if (outbox) {
+          await caller.query('BEGIN');
+          inserting = store.insertDeliveries([delivery(going), kept], { client: caller });
+        } else {
+          inserting = store.insertDeliveries([delivery(going), kept]);
+        }
+        await sleep(100);
+        await deleter.query('COMMIT');
+        await inserting;
+        if (outbox) expect((await caller.query('COMMIT')).command).toBe('COMMIT');
+        expect(await store.listDeliveries({ siteId: 'site_a', limit: 10 })).toEqual([kept]);
+      } finally {
+        deleter.release();
+        caller.release();
+      }
+    }
+  });
+
   it('NOTIFYs subscribers in any process within milliseconds of a commit, and not for a rollback', async () => {
     const { store, hook, woken: calls, stop } = await subscribedElsewhere();
     try {

@@ -199,18 +199,24 @@ WHERE ${channelParam}::text IS NOT NULL`;
 
 /**
  * One multi-row insert from 13 parallel arrays; `$14` channel or null. Deliveries of webhooks that no longer
- * exist are left out rather than failing the caller's transaction on the foreign key.
+ * exist are left out rather than failing the caller's transaction on the foreign key. The webhooks are
+ * locked FOR KEY SHARE first (the lock the foreign-key check takes anyway): a webhook whose DELETE has not
+ * committed yet is waited for and then left out, where a plain EXISTS would still see it and the foreign
+ * key would then fail the statement, and with it an outbox caller's transaction.
  */
 export function insertDeliveries(schema: string): string {
   const s = quoteSchema(schema);
-  return `WITH inserted AS (
+  return `WITH live AS MATERIALIZED (
+  SELECT id FROM ${s}.webhooks WHERE id = ANY ($2::text[]) FOR KEY SHARE
+),
+inserted AS (
   INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at,
     lease_expires_at, last_status_code, last_error, created_at, updated_at)
   SELECT r.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],
       $8::timestamptz[], $9::timestamptz[], $10::integer[], $11::text[], $12::timestamptz[], $13::timestamptz[])
     AS r(id, webhook_id, site_id, event, body, status, attempts, next_attempt_at, lease_expires_at,
       last_status_code, last_error, created_at, updated_at)
-  WHERE EXISTS (SELECT 1 FROM ${s}.webhooks w WHERE w.id = r.webhook_id)
+  WHERE r.webhook_id IN (SELECT id FROM live)
   RETURNING 1
 )
 ${notifyIf('inserted', '$14')}`;

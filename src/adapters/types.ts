@@ -56,6 +56,14 @@ export interface AttemptOutcome {
   disableReason?: string;
   /** Disable the webhook when this many deliveries in a row have failed. */
   maxConsecutiveFailures: number;
+  /**
+   * The lease the attempt was made under (the claimed delivery's `leaseExpiresAt`), a fencing token. When
+   * given, the outcome changes the delivery, and counts for or against its webhook, only while the delivery
+   * is still `delivering` under that lease. A late outcome (its worker stalled past the lease, and the
+   * delivery was claimed again, or finished, meanwhile) is only logged: the attempt is recorded and the
+   * webhook's `lastTriggered` updated, and the delivery is left to whoever holds it now.
+   */
+  leaseExpiresAt?: Date;
 }
 
 export interface CompletionEffect {
@@ -107,7 +115,8 @@ export interface Store {
   claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]>;
   /**
    * Records each attempt and applies its outcome to the delivery and its webhook: `lastTriggered`, the
-   * consecutive-failure count, and disabling (which discards the webhook's pending deliveries).
+   * consecutive-failure count, and disabling (which discards the webhook's pending deliveries). An outcome
+   * whose `leaseExpiresAt` no longer holds the delivery is only recorded (see `AttemptOutcome`).
    */
   completeAttempts(outcomes: AttemptOutcome[]): Promise<CompletionEffect[]>;
   /** Returns `delivering` deliveries to `pending`, due at `now` (a worker stopping without attempting). */

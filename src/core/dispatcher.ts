@@ -556,6 +556,8 @@ export class Dispatcher {
       maxConsecutiveFailures: this.#maxConsecutiveFailures,
     };
     if (verdict.disableReason !== undefined) outcomeToWrite.disableReason = verdict.disableReason;
+    // The store applies the outcome only if this claim still holds the delivery (see AttemptOutcome).
+    if (delivery.leaseExpiresAt !== null) outcomeToWrite.leaseExpiresAt = delivery.leaseExpiresAt;
     this.#writer.add(outcomeToWrite);
 
     if (verdict.next.status === 'pending') this.#retriesWritten = true;

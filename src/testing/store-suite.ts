@@ -271,6 +271,61 @@ export function testStore(options: StoreSuiteOptions): void {
       expect(again[0]!.delivery.leaseExpiresAt).toEqual(at(2000));
     });
 
+    it('only logs a late outcome whose lease no longer holds the delivery (claimed again, or finished)', async () => {
+      await store.updateWebhook(hook.id, { consecutiveFailures: 2, updatedAt: at(0) });
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      const [stalled] = await claimAll(at(0), { leaseMs: 1000 });
+      const staleLease = stalled!.delivery.leaseExpiresAt!;
+      const [current] = await claimAll(at(1000), { leaseMs: 1000 });
+      expect(current!.delivery.leaseExpiresAt).toEqual(at(2000));
+
+      // The stalled worker's answer arrives now. Applied, its retry would hand the delivery to a third worker
+      // while the second still holds it.
+      const late = attempt(d, 1, { ok: false, statusCode: 503, startedAt: at(500) });
+      expect(
+        await complete({
+          attempt: late,
+          next: { status: 'pending', nextAttemptAt: at(1200) },
+          leaseExpiresAt: staleLease,
+        }),
+      ).toEqual([{ deliveryId: d.id, webhookId: hook.id, siteId: hook.siteId, disabledReason: null }]);
+      expect(await store.getDelivery(d.id)).toMatchObject({
+        status: 'delivering',
+        attempts: 0,
+        leaseExpiresAt: at(2000),
+      });
+      expect(await claimAll(at(1500))).toEqual([]);
+      expect(await store.getWebhook(hook.id)).toMatchObject({
+        consecutiveFailures: 2,
+        lastTriggered: at(500),
+      });
+
+      await complete({
+        attempt: attempt(d, 1, { startedAt: at(1100) }),
+        next: { status: 'succeeded' },
+        leaseExpiresAt: at(2000),
+      });
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+
+      // Late after it succeeded: a 410 that would disable the webhook at once is only logged too.
+      await complete({
+        attempt: attempt(d, 1, { ok: false, statusCode: 410, startedAt: at(700) }),
+        next: { status: 'failed' },
+        disableReason: 'Endpoint returned 410 Gone',
+        leaseExpiresAt: staleLease,
+      });
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+      expect(await store.getWebhook(hook.id)).toMatchObject({
+        active: true,
+        consecutiveFailures: 0,
+        lastTriggered: at(1100),
+      });
+      expect((await store.listAttempts([d.id])).map((a) => a.startedAt.getTime()).sort()).toEqual(
+        [at(500), at(700), at(1100)].map((t) => t.getTime()),
+      );
+    });
+
     it('reports when the next delivery is due, leaving out excluded webhooks', async () => {
       expect(await store.nextDueAt()).toBeNull();
       const other = webhook();

@@ -607,6 +607,51 @@ describePostgres('postgresStore', () => {
     }
   });
 
+  it('leaves a delivery to a claim that took it while a late completion waited for its row', async () => {
+    const { store, hook, s } = await storeWithOneWebhook();
+    const d = delivery(hook);
+    await store.insertDeliveries([d]);
+    const [claimed] = await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 1000 });
+    // Another worker's claim of the expired lease, not yet committed when the completion starts: the
+    // completion's snapshot still shows the old lease, so only the UPDATE's check on the row's latest version
+    // can keep the outcome off the delivery.
+    const reclaimer = await db.pool.connect();
+    try {
+      await reclaimer.query('BEGIN');
+      await reclaimer.query(`UPDATE ${s}.deliveries SET lease_expires_at = $2 WHERE id = $1`, [
+        d.id,
+        at(5000),
+      ]);
+      const completing = store.completeAttempts([
+        {
+          attempt: attempt(d, 1),
+          next: { status: 'succeeded' },
+          maxConsecutiveFailures: 10,
+          leaseExpiresAt: claimed!.delivery.leaseExpiresAt!,
+        },
+      ]);
+      await waitFor(
+        async () =>
+          (
+            await db.pool.query(
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+               WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+            )
+          ).rows[0].n === 1,
+      );
+      await reclaimer.query('COMMIT');
+      await completing;
+    } finally {
+      reclaimer.release();
+    }
+    expect(await store.getDelivery(d.id)).toMatchObject({
+      status: 'delivering',
+      attempts: 0,
+      leaseExpiresAt: at(5000),
+    });
+    expect(await store.listAttempts([d.id])).toHaveLength(1);
+  });
+
   it('records a completion batch once when it is retried after its commit (a lost acknowledgement)', async () => {
     await db.truncate();
     const store = db.store({ notify: false });

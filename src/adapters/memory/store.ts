@@ -163,6 +163,11 @@ export function memoryStore(): Store {
     }
   };
 
+  /** Whether the delivery is still held under the lease an outcome was attempted under (none given: yes). */
+  const holdsLease = (delivery: DeliveryRecord, lease: Date | undefined): boolean =>
+    lease === undefined ||
+    (delivery.status === 'delivering' && delivery.leaseExpiresAt?.getTime() === lease.getTime());
+
   const complete = (outcome: AttemptOutcome): CompletionEffect | null => {
     const { attempt, next } = outcome;
     const webhook = webhooks.get(attempt.webhookId);
@@ -175,6 +180,13 @@ export function memoryStore(): Store {
     // A literal, not a push onto [], which would reserve room for 16 attempts.
     if (log === undefined) attempts.set(delivery.id, [{ ...attempt }]);
     else log.push({ ...attempt });
+    if (webhook.lastTriggered === null || webhook.lastTriggered < attempt.startedAt) {
+      webhook.lastTriggered = attempt.startedAt;
+    }
+    if (!holdsLease(delivery, outcome.leaseExpiresAt)) {
+      settle(delivery);
+      return { deliveryId: delivery.id, webhookId: webhook.id, siteId: webhook.siteId, disabledReason: null };
+    }
     Object.assign(delivery, {
       status: next.status,
       attempts: attempt.attempt,
@@ -185,9 +197,6 @@ export function memoryStore(): Store {
       updatedAt: now,
     });
     schedule(delivery);
-    if (webhook.lastTriggered === null || webhook.lastTriggered < attempt.startedAt) {
-      webhook.lastTriggered = attempt.startedAt;
-    }
     if (next.status === 'succeeded') webhook.consecutiveFailures = 0;
     if (next.status === 'failed') webhook.consecutiveFailures += 1;
     let disabledReason: string | null = null;

@@ -451,8 +451,15 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
 }
 
 /**
- * Records a batch of attempt outcomes in one statement (one round trip, one transaction). `$1`..`$15` are
- * parallel arrays, one element per outcome in batch order; `$16` the channel or null.
+ * Records a batch of attempt outcomes in one statement (one round trip, one transaction). `$1`..`$15` and
+ * `$17` are parallel arrays, one element per outcome in batch order; `$16` the channel or null; `$17` the
+ * lease each attempt was made under, or null.
+ *
+ * An outcome whose lease no longer holds its delivery (`current` false: its worker stalled past the lease
+ * and the delivery was claimed again or finished) is only recorded: it changes neither the delivery nor
+ * the webhook's failure count, cannot disable it, and does not keep its delivery from being discarded. The
+ * check is made twice: against the statement's snapshot, for the counting, and in the delivery UPDATE,
+ * which Postgres evaluates again on the row's latest version when a concurrent claim changed it.
  *
  * The webhooks of the batch are locked first, in id order (so concurrent batches cannot deadlock on each
  * other), which makes the consecutive-failure count read here the one this statement replaces. The count
@@ -468,8 +475,8 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
  * webhook's other pending ones (`discard_pending`, called only for a webhook this batch disables).
  * Sends the wake-up notification when a retry was scheduled.
  *
- * Why `OFFSET 0` in the two EXISTS checks: it keeps each a per-outcome probe of the primary key and of
- * `attempts_delivery_idx`. Without it Postgres may turn them into hash joins over the whole table when its
+ * Why `OFFSET 0` in the delivery lookup (`held`, which also drops outcomes whose delivery is gone) and the
+ * attempts check: it keeps each a per-outcome probe of the primary key and of `attempts_delivery_idx`. Without it Postgres may turn them into hash joins over the whole table when its
  * statistics say the table is small, and a cached plan keeps doing that while the table grows until the
  * next ANALYZE: measured on a fresh schema, a seq scan of every attempt row on each completion batch.
  *
@@ -484,9 +491,9 @@ export function completeAttempts(schema: string): string {
   return `WITH input AS MATERIALIZED (
   SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::integer[], $6::integer[],
       $7::text[], $8::text[], $9::boolean[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::text[],
-      $14::text[], $15::integer[]) WITH ORDINALITY
+      $14::text[], $15::integer[], $17::timestamptz[]) WITH ORDINALITY
     AS i(delivery_id, webhook_id, attempt, started_at, duration_ms, status_code, error_code, response_snippet,
-      ok, next_status, next_attempt_at, finished_at, last_error, disable_reason, max_failures, ord)
+      ok, next_status, next_attempt_at, finished_at, last_error, disable_reason, max_failures, lease, ord)
 ),
 hooks AS MATERIALIZED (
   SELECT id, site_id, active, consecutive_failures FROM ${s}.webhooks
@@ -495,28 +502,39 @@ hooks AS MATERIALIZED (
   FOR NO KEY UPDATE
 ),
 valid AS MATERIALIZED (
-  SELECT i.*, h.site_id, h.active AS was_active, h.consecutive_failures AS initial_failures,
-    sum((i.next_status = 'succeeded')::integer) OVER (PARTITION BY i.webhook_id ORDER BY i.ord) AS successes
-  FROM input i
-  JOIN hooks h ON h.id = i.webhook_id
-  WHERE EXISTS (SELECT 1 FROM ${s}.deliveries d WHERE d.id = i.delivery_id OFFSET 0)
-    AND NOT EXISTS (
-      SELECT 1 FROM ${s}.attempts a
-      WHERE a.delivery_id = i.delivery_id AND a.attempt = i.attempt AND a.started_at = i.started_at
+  SELECT c.*,
+    sum((c.current AND c.next_status = 'succeeded')::integer) OVER (PARTITION BY c.webhook_id ORDER BY c.ord)
+      AS successes
+  FROM (
+    SELECT i.*, h.site_id, h.active AS was_active, h.consecutive_failures AS initial_failures,
+      (i.lease IS NULL OR held.by_lease) AS current
+    FROM input i
+    JOIN hooks h ON h.id = i.webhook_id
+    CROSS JOIN LATERAL (
+      SELECT coalesce(d.status = 'delivering' AND d.lease_expires_at = i.lease, false) AS by_lease
+      FROM ${s}.deliveries d WHERE d.id = i.delivery_id
       OFFSET 0
-    )
+    ) held
+    WHERE NOT EXISTS (
+        SELECT 1 FROM ${s}.attempts a
+        WHERE a.delivery_id = i.delivery_id AND a.attempt = i.attempt AND a.started_at = i.started_at
+        OFFSET 0
+      )
+  ) c
 ),
 counted AS MATERIALIZED (
   SELECT v.*,
     CASE WHEN v.successes = 0 THEN v.initial_failures ELSE 0 END
-      + sum((v.next_status = 'failed')::integer) OVER (PARTITION BY v.webhook_id, v.successes ORDER BY v.ord)
+      + sum((v.current AND v.next_status = 'failed')::integer)
+        OVER (PARTITION BY v.webhook_id, v.successes ORDER BY v.ord)
       AS failures
   FROM valid v
 ),
 decided AS MATERIALIZED (
   SELECT c.*,
-    min(c.ord) FILTER (WHERE c.was_active AND (c.disable_reason IS NOT NULL OR c.failures >= c.max_failures))
-      OVER (PARTITION BY c.webhook_id) AS disabled_at
+    min(c.ord) FILTER (
+      WHERE c.current AND c.was_active AND (c.disable_reason IS NOT NULL OR c.failures >= c.max_failures)
+    ) OVER (PARTITION BY c.webhook_id) AS disabled_at
   FROM counted c
 ),
 disabling AS MATERIALIZED (
@@ -557,11 +575,13 @@ delivery_updates AS (
     last_status_code = u.status_code,
     last_error = u.last_error,
     updated_at = CASE WHEN u.discarded AND u.disabled_at > u.ord THEN u.disabled_finished_at ELSE u.finished_at END
-  FROM (SELECT DISTINCT ON (delivery_id) * FROM outcomes ORDER BY delivery_id, ord DESC) u
+  FROM (SELECT DISTINCT ON (delivery_id) * FROM outcomes WHERE current ORDER BY delivery_id, ord DESC) u
   WHERE d.id = u.delivery_id
+    -- Checked again on the row's latest version if another transaction changed it meanwhile.
+    AND (u.lease IS NULL OR (d.status = 'delivering' AND d.lease_expires_at = u.lease))
 ),
 discards (n) AS MATERIALIZED (
-  SELECT ${s}.discard_pending(x.webhook_id, x.finished_at, ARRAY(SELECT delivery_id FROM outcomes))
+  SELECT ${s}.discard_pending(x.webhook_id, x.finished_at, ARRAY(SELECT delivery_id FROM outcomes WHERE current))
   FROM disabling x
 ),
 recorded AS (
@@ -572,7 +592,7 @@ recorded AS (
   ORDER BY ord
 ),
 retries AS (
-  SELECT 1 FROM outcomes WHERE next_status = 'pending' AND NOT discarded
+  SELECT 1 FROM outcomes WHERE current AND next_status = 'pending' AND NOT discarded
 )
 SELECT o.delivery_id, o.webhook_id, o.site_id, x.reason AS disabled_reason,
   (SELECT sum(n) FROM discards) AS discarded,

@@ -362,6 +362,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         outcomes.map((o) => o.disableReason ?? null),
         outcomes.map((o) => o.maxConsecutiveFailures),
         notifyChannel,
+        outcomes.map((o) => o.leaseExpiresAt ?? null),
       ]);
       return rows.map(
         (row): CompletionEffect => ({

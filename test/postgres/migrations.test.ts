@@ -89,9 +89,39 @@ describePostgres('migrate', () => {
     await db.pool.query(migrationSql(schema).split('-- 3:')[0]!);
     expect(await versions(schema)).toEqual([1, 2]);
     expect(await indexes()).toContain('deliveries_site_log_idx');
-    expect(await migrate(db.pool, { schema })).toMatchObject({ from: 2, applied: [3] });
+    expect(await migrate(db.pool, { schema })).toMatchObject({ from: 2, applied: [3, 4] });
     expect(await indexes()).not.toContain('deliveries_site_log_idx');
     expect(await indexes()).toContain('deliveries_webhook_log_idx');
+  });
+
+  it('version 4 keeps one of each duplicated attempt of a version-3 schema and makes attempts unique', async () => {
+    const schema = db.freshSchema();
+    const s = `"${schema}"`;
+    await db.pool.query(migrationSql(schema).split('-- 4:')[0]!);
+    expect(await versions(schema)).toEqual([1, 2, 3]);
+    await db.pool.query(
+      `INSERT INTO ${s}.webhooks (id, site_id, url, events, secret, active, created_at, updated_at)
+       VALUES ('wh_1', 'site_a', 'https://example.com/', ARRAY['pageview'], 'whsec_x', true, now(), now())`,
+    );
+    await db.pool.query(
+      `INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, created_at, updated_at)
+       VALUES ('dlv_1', 'wh_1', 'site_a', 'pageview', '{}', 'failed', now(), now())`,
+    );
+    const addAttempt = (attempt: number, startedAt: string, statusCode: number) =>
+      db.pool.query(
+        `INSERT INTO ${s}.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status_code, ok)
+         VALUES ('dlv_1', 'wh_1', $1, $2, 5, $3, false)`,
+        [attempt, startedAt, statusCode],
+      );
+    await addAttempt(1, '2026-01-01T00:00:00.000Z', 500);
+    await addAttempt(1, '2026-01-01T00:00:00.000Z', 501);
+    await addAttempt(2, '2026-01-01T00:00:05.000Z', 502);
+    await addAttempt(2, '2026-01-01T00:00:05.000Z', 503);
+    await addAttempt(2, '2026-01-01T00:00:06.000Z', 504);
+    expect(await migrate(db.pool, { schema })).toMatchObject({ from: 3, applied: [4] });
+    const { rows } = await db.pool.query(`SELECT status_code FROM ${s}.attempts ORDER BY id`);
+    expect(rows.map((r) => r.status_code)).toEqual([500, 502, 504]);
+    await expect(addAttempt(1, '2026-01-01T00:00:00.000Z', 500)).rejects.toMatchObject({ code: '23505' });
   });
 
   it('stores timestamps with millisecond precision', async () => {

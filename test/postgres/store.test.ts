@@ -652,6 +652,42 @@ describePostgres('postgresStore', () => {
     expect(await store.listAttempts([d.id])).toHaveLength(1);
   });
 
+  it('records a completion batch once when its retry overlaps the first run (a client-side timeout)', async () => {
+    const { store, hook, s } = await storeWithOneWebhook();
+    const d = delivery(hook);
+    await store.insertDeliveries([d]);
+    await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 60_000 });
+    const outcome = {
+      attempt: failedAttempt(d, 1),
+      next: { status: 'failed' as const },
+      maxConsecutiveFailures: 10,
+    };
+    // Something holds the webhook row, so the first run waits for it; the retry starts meanwhile, and its
+    // snapshot, like the first run's, shows the attempt not recorded yet.
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [hook.id]);
+      const waiting = async () =>
+        (
+          await db.pool.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).rows[0].n as number;
+      const first = store.completeAttempts([outcome]);
+      await waitFor(async () => (await waiting()) === 1);
+      const retry = store.completeAttempts([outcome]);
+      await waitFor(async () => (await waiting()) === 2);
+      await blocker.query('COMMIT');
+      await Promise.all([first, retry]);
+    } finally {
+      blocker.release();
+    }
+    expect(await store.listAttempts([d.id])).toHaveLength(1);
+    expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(1);
+  });
+
   it('records a completion batch once when it is retried after its commit (a lost acknowledgement)', async () => {
     await db.truncate();
     const store = db.store({ notify: false });
@@ -770,7 +806,7 @@ describePostgres('postgresStore', () => {
     ).find((config) => config.text === sql.completeAttempts(db.schema));
     const { rows } = await db.pool.query(`EXPLAIN ${sent!.text}`, sent!.values);
     const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
-    expect(plan).toContain('attempts_delivery_idx');
+    expect(plan).toContain('attempts_once_idx');
     expect(plan).not.toMatch(/Seq Scan on attempts/);
   });
 

@@ -131,6 +131,23 @@ $$;`;
     // transaction: it waits for statements on the table in progress, then holds its lock only briefly.
     sql: (schema) => `DROP INDEX IF EXISTS ${quoteSchema(schema)}.deliveries_site_log_idx;`,
   },
+  {
+    version: 4,
+    description: 'each attempt recorded once: a unique index on (delivery_id, attempt, started_at)',
+    // completeAttempts skips outcomes already recorded, but judges that by its statement's snapshot, taken
+    // before it waits for the webhook locks: a batch retried while its first run was still waiting (a
+    // client-side timeout) was recorded, and its failures counted, twice. With the unique index the later
+    // run fails (23505) and the store runs it again on a fresh snapshot, which finds the attempts recorded.
+    // Duplicates left by such runs are removed first (the first recorded is kept). The index also serves
+    // what attempts_delivery_idx (delivery_id, id) did: a delivery's attempts, and the cascade from it.
+    sql: (schema) => {
+      const s = quoteSchema(schema);
+      return `DELETE FROM ${s}.attempts a USING ${s}.attempts b
+  WHERE a.delivery_id = b.delivery_id AND a.attempt = b.attempt AND a.started_at = b.started_at AND a.id > b.id;
+CREATE UNIQUE INDEX attempts_once_idx ON ${s}.attempts (delivery_id, attempt, started_at);
+DROP INDEX ${s}.attempts_delivery_idx;`;
+    },
+  },
 ];
 
 /** The schema version this release of the library reads and writes. */

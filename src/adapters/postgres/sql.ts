@@ -476,7 +476,7 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
  * Sends the wake-up notification when a retry was scheduled.
  *
  * Why `OFFSET 0` in the delivery lookup (`held`, which also drops outcomes whose delivery is gone) and the
- * attempts check: it keeps each a per-outcome probe of the primary key and of `attempts_delivery_idx`. Without it Postgres may turn them into hash joins over the whole table when its
+ * attempts check: it keeps each a per-outcome probe of the primary key and of `attempts_once_idx`. Without it Postgres may turn them into hash joins over the whole table when its
  * statistics say the table is small, and a cached plan keeps doing that while the table grows until the
  * next ANALYZE: measured on a fresh schema, a seq scan of every attempt row on each completion batch.
  *

@@ -67,14 +67,17 @@ const PREPARED_KEYS: readonly PreparedKey[] = [
 
 /** SQLSTATEs of a statement Postgres rolled back because of a concurrent one: deadlock, serialization. */
 const CONFLICT_CODES = new Set(['40P01', '40001']);
+/**
+ * A unique violation, for completeAttempts only: the same batch committed by a concurrent run of it (see
+ * migration 4). Run again, its fresh snapshot finds those attempts recorded and skips them.
+ */
+const ALREADY_RECORDED = '23505';
 const CONFLICT_RETRIES = 3;
 
-function rolledBackByConflict(error: unknown): boolean {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    CONFLICT_CODES.has((error as { code?: unknown }).code as string)
-  );
+function rolledBackByConflict(key: PreparedKey, error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as { code?: unknown }).code as string;
+  return CONFLICT_CODES.has(code) || (key === 'completeAttempts' && code === ALREADY_RECORDED);
 }
 
 /**
@@ -199,7 +202,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         const result = await pool.query(statement);
         return result.rows as Row[];
       } catch (error) {
-        if (retries >= CONFLICT_RETRIES || !rolledBackByConflict(error)) throw error;
+        if (retries >= CONFLICT_RETRIES || !rolledBackByConflict(key, error)) throw error;
       }
     }
   };

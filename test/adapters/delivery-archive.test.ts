@@ -103,8 +103,11 @@ describe('memoryStore and its archive', () => {
       store.completeAttempts([{ attempt: a, next: { status }, maxConsecutiveFailures: 10 }]);
 
     await complete(attempt(d, 1), 'succeeded');
-    const late = failedAttempt(d, 1);
+    // Another attempt of the same number (a second claim after the lease ran out), started later.
+    const late = { ...failedAttempt(d, 1), startedAt: at(1500) };
     expect(await complete(late, 'failed')).toHaveLength(1);
+    // The same outcome again is not applied twice.
+    expect(await complete(late, 'failed')).toEqual([]);
 
     expect(await store.getDelivery(d.id)).toMatchObject({ status: 'failed', lastStatusCode: 500 });
     expect(await store.listAttempts([d.id])).toEqual([attempt(d, 1), late]);

@@ -489,7 +489,8 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
 export function completeAttempts(schema: string): string {
   const s = quoteSchema(schema);
   return `WITH input AS MATERIALIZED (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::integer[], $6::integer[],
+  SELECT i.*, row_number() OVER (PARTITION BY i.delivery_id, i.attempt, i.started_at ORDER BY i.ord) AS copy
+  FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::integer[], $6::integer[],
       $7::text[], $8::text[], $9::boolean[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::text[],
       $14::text[], $15::integer[], $17::timestamptz[]) WITH ORDINALITY
     AS i(delivery_id, webhook_id, attempt, started_at, duration_ms, status_code, error_code, response_snippet,
@@ -515,7 +516,8 @@ valid AS MATERIALIZED (
       FROM ${s}.deliveries d WHERE d.id = i.delivery_id
       OFFSET 0
     ) held
-    WHERE NOT EXISTS (
+    -- The same outcome twice in one batch is recorded once (the unique index would refuse the second).
+    WHERE i.copy = 1 AND NOT EXISTS (
         SELECT 1 FROM ${s}.attempts a
         WHERE a.delivery_id = i.delivery_id AND a.attempt = i.attempt AND a.started_at = i.started_at
         OFFSET 0

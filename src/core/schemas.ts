@@ -149,28 +149,14 @@ export const signatureSchemesSchema = z
   })
   .nullable();
 
-export const rotateSecretSchema = z
-  .object(
-    {
-      overlapSeconds: z
-        .number({ error: 'overlapSeconds must be a number' })
-        .int('overlapSeconds must be an integer')
-        .min(0, `overlapSeconds must be between 0 and ${MAX_ROTATION_OVERLAP_SECONDS}`)
-        .max(
-          MAX_ROTATION_OVERLAP_SECONDS,
-          `overlapSeconds must be between 0 and ${MAX_ROTATION_OVERLAP_SECONDS}`,
-        )
-        .default(DEFAULT_ROTATION_OVERLAP_SECONDS),
-    },
-    {
-      // Strict, so that a misspelt option is refused rather than silently given the day-long default.
-      error: (issue) =>
-        issue.code === 'unrecognized_keys'
-          ? `Unknown field: ${shown(issue.keys.join(', '))} (expected overlapSeconds)`
-          : 'Request body must be a JSON object',
-    },
-  )
-  .strict();
+export const rotateSecretSchema = bodySchema({
+  overlapSeconds: z
+    .number({ error: 'overlapSeconds must be a number' })
+    .int('overlapSeconds must be an integer')
+    .min(0, `overlapSeconds must be between 0 and ${MAX_ROTATION_OVERLAP_SECONDS}`)
+    .max(MAX_ROTATION_OVERLAP_SECONDS, `overlapSeconds must be between 0 and ${MAX_ROTATION_OVERLAP_SECONDS}`)
+    .default(DEFAULT_ROTATION_OVERLAP_SECONDS),
+});
 
 /** In a `u` regex a surrogate pair is one code point, so this matches only unpaired halves. */
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -185,11 +171,27 @@ const descriptionSchema = z
   .refine((text) => !LONE_SURROGATE.test(text), 'description must be valid Unicode text')
   .nullable();
 
+/**
+ * A request body: a JSON object that refuses fields it does not take, naming them and the ones it does, so a
+ * misspelt field (`actve`, `desciption`, `overlap`) is a 400 rather than silently ignored, or given a default.
+ */
+function bodySchema<T extends z.ZodRawShape>(shape: T) {
+  const expected = Object.keys(shape).join(', ');
+  return z
+    .object(shape, {
+      error: (issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `Unknown field: ${shown(issue.keys.join(', '))} (expected ${expected})`
+          : 'Request body must be a JSON object',
+    })
+    .strict();
+}
+
 const objectSchema = <T extends z.ZodRawShape>(shape: T) =>
   z.object(shape, { error: 'Request body must be a JSON object' });
 
 export function createWebhookSchema(allowPrivateNetworks: boolean) {
-  return objectSchema({
+  return bodySchema({
     siteId: siteIdSchema,
     url: urlSchema(allowPrivateNetworks),
     events: eventsSchema,
@@ -199,7 +201,7 @@ export function createWebhookSchema(allowPrivateNetworks: boolean) {
 }
 
 export function updateWebhookSchema(allowPrivateNetworks: boolean) {
-  return objectSchema({
+  return bodySchema({
     url: urlSchema(allowPrivateNetworks).optional(),
     events: eventsSchema.optional(),
     description: descriptionSchema.optional(),

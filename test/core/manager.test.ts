@@ -138,6 +138,14 @@ describe('WebhookManager', () => {
       [{ ...valid, description: 'end \udfff' }, 'description must be valid Unicode text'],
       [null, 'Request body must be a JSON object'],
       ['a string', 'Request body must be a JSON object'],
+      [
+        { ...valid, desciption: 'typo' },
+        'Unknown field: desciption (expected siteId, url, events, description, signatureSchemes)',
+      ],
+      [
+        { ...valid, active: false, secret: 'whsec_mine' },
+        'Unknown field: active, secret (expected siteId, url, events, description, signatureSchemes)',
+      ],
     ])('refuses malformed input %#', async (input, message) => {
       const error = await rejection(manager.create(alice, input as never));
       expect(error).toMatchObject({ status: 400, code: 'validation_failed', message });
@@ -322,6 +330,21 @@ describe('WebhookManager', () => {
       });
       await expect(manager.update(alice, webhook.id, { active: 'yes' as never })).rejects.toMatchObject({
         message: 'active must be a boolean',
+      });
+      // A misspelt field is refused, not ignored with a 200 that leaves the webhook as it was.
+      await expect(manager.update(alice, webhook.id, { actve: false } as never)).rejects.toMatchObject({
+        status: 400,
+        message: 'Unknown field: actve (expected url, events, description, active, signatureSchemes)',
+      });
+      await expect(
+        manager.update(alice, webhook.id, { siteId: 'site_other' } as never),
+      ).rejects.toMatchObject({
+        status: 400,
+        message: 'Unknown field: siteId (expected url, events, description, active, signatureSchemes)',
+      });
+      expect((await manager.get(alice, webhook.id)).webhook).toMatchObject({
+        active: true,
+        siteId: valid.siteId,
       });
       await expect(manager.update(alice, webhook.id, { description: '\ud83d' })).rejects.toMatchObject({
         status: 400,

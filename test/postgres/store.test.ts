@@ -411,6 +411,40 @@ describePostgres('postgresStore', () => {
     expect(pool.totalCount - pool.idleCount).toBe(0);
   });
 
+  it('discards, when pruning, what a dead worker left in flight on a webhook that is now inactive', async () => {
+    await db.truncate();
+    const store = db.store({ notify: false });
+    const [disabled, enabled] = [webhook(), webhook()];
+    await store.createWebhook(disabled, { maxPerSite: 10 });
+    await store.createWebhook(enabled, { maxPerSite: 10 });
+    const inFlight = (hook: ReturnType<typeof webhook>, leaseExpiresAt: Date) =>
+      delivery(hook, { status: 'delivering', leaseExpiresAt, nextAttemptAt: null });
+    const soon = new Date(Date.now() + 60_000);
+    const orphan = inFlight(disabled, at(1000));
+    const stillHeld = inFlight(disabled, soon);
+    const reclaimable = inFlight(enabled, at(1000));
+    await store.insertDeliveries([orphan, stillHeld, reclaimable]);
+    await store.updateWebhook(disabled.id, {
+      active: false,
+      disabledReason: 'Disabled by user',
+      updatedAt: at(2),
+    });
+    // Nothing will claim the orphan: its webhook is inactive.
+    expect(
+      (await store.claimDeliveries({ now: new Date(), limit: 10, leaseMs: 1000 })).map((c) => c.delivery.id),
+    ).toEqual([reclaimable.id]);
+
+    await store.pruneDeliveries({ olderThan: at(0), batchSize: 1 });
+    expect(await store.getDelivery(orphan.id)).toMatchObject({ status: 'discarded', leaseExpiresAt: null });
+    expect(await store.getDelivery(stillHeld.id)).toMatchObject({
+      status: 'delivering',
+      leaseExpiresAt: soon,
+    });
+    expect((await store.getDelivery(reclaimable.id))!.status).toBe('delivering');
+    // Now it can be redelivered, and pruned once old enough, like the deliveries disabling discarded.
+    expect(await store.requeueDelivery(orphan.id, new Date())).not.toBeNull();
+  });
+
   it('prunes only finished deliveries older than the cutoff, in bounded batches', async () => {
     await db.truncate();
     const store = db.store({ notify: false });

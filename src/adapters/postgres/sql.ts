@@ -752,6 +752,32 @@ FROM requeued r`;
 }
 
 /**
+ * Discards deliveries a dead worker left `delivering` on a webhook that is inactive: claims take nothing of
+ * an inactive webhook, so their expired leases would never be reclaimed, and as unfinished rows they would
+ * never be pruned or redeliverable. Disabling discards a webhook's pending deliveries; this catches those
+ * that were in flight with a worker that died (before or after the disable). `$1` now, `$2` batch size.
+ * Reads expired leases from `deliveries_lease_idx`.
+ */
+export function discardOrphanedLeases(schema: string): string {
+  const s = quoteSchema(schema);
+  return `WITH orphaned AS (
+  SELECT d.id FROM ${s}.deliveries d
+  JOIN ${s}.webhooks w ON w.id = d.webhook_id AND NOT w.active
+  WHERE d.status = 'delivering' AND d.lease_expires_at <= $1
+  LIMIT $2
+  FOR UPDATE OF d SKIP LOCKED
+),
+discarded AS (
+  UPDATE ${s}.deliveries d
+  SET status = 'discarded', next_attempt_at = NULL, lease_expires_at = NULL, updated_at = $1
+  FROM orphaned o
+  WHERE d.id = o.id
+  RETURNING 1
+)
+SELECT count(*)::integer AS discarded FROM discarded`;
+}
+
+/**
  * Deletes up to `$2` finished deliveries created before `$1` (their attempts go with them), oldest first,
  * through `deliveries_finished_idx`; returns how many. Rows another session holds are skipped.
  */

@@ -113,7 +113,9 @@ export interface PostgresStore extends Store {
   readonly channel: string;
   /**
    * Deletes finished (`succeeded`, `failed`, `discarded`) deliveries created before the cutoff, with their
-   * attempts, in batches of `batchSize` so no transaction grows large; returns how many it deleted.
+   * attempts, in batches of `batchSize` so no transaction grows large; returns how many it deleted. First
+   * discards deliveries of inactive webhooks whose worker died holding them (lease expired), which nothing
+   * else would ever finish.
    */
   pruneDeliveries(options?: PruneOptions): Promise<number>;
   /** Stops listening and gives the LISTEN connection back to the pool. Does not end the pool. */
@@ -157,6 +159,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     listSiteDeliveries: sql.listSiteDeliveries(schema),
     listAttempts: sql.listAttempts(schema),
     requeueDelivery: sql.requeueDelivery(schema),
+    discardOrphanedLeases: sql.discardOrphanedLeases(schema),
     pruneDeliveries: sql.pruneDeliveries(schema),
   };
   const listener = notify
@@ -436,6 +439,11 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         throw new TypeError('batchSize must be a positive integer');
       }
       const cutoff = olderThan ?? new Date(Date.now() - DEFAULT_RETENTION_MS);
+      const now = new Date();
+      for (;;) {
+        const [row] = await query(text.discardOrphanedLeases, [now, batchSize]);
+        if (Number(row?.discarded ?? 0) < batchSize) break;
+      }
       let total = 0;
       for (;;) {
         const [row] = await query(text.pruneDeliveries, [cutoff, batchSize]);

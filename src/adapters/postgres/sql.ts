@@ -476,9 +476,10 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
  * Sends the wake-up notification when a retry was scheduled.
  *
  * Why `OFFSET 0` in the delivery lookup (`held`, which also drops outcomes whose delivery is gone) and the
- * attempts check: it keeps each a per-outcome probe of the primary key and of `attempts_once_idx`. Without it Postgres may turn them into hash joins over the whole table when its
- * statistics say the table is small, and a cached plan keeps doing that while the table grows until the
- * next ANALYZE: measured on a fresh schema, a seq scan of every attempt row on each completion batch.
+ * attempts check: it keeps each a per-outcome probe of the primary key and of `attempts_once_idx`. Without
+ * it Postgres may turn them into hash joins over the whole table when its statistics say the table is
+ * small, and a cached plan keeps doing that while the table grows until the next ANALYZE: measured on a
+ * fresh schema, a seq scan of every attempt row on each completion batch.
  *
  * Why a function for the discards: an UPDATE of "all pending deliveries of these webhooks" written inline
  * is costed by the planner at the average backlog per webhook, on every call, although it almost never
@@ -517,7 +518,8 @@ valid AS MATERIALIZED (
       OFFSET 0
     ) held
     -- The same outcome twice in one batch is recorded once (the unique index would refuse the second).
-    WHERE i.copy = 1 AND NOT EXISTS (
+    WHERE i.copy = 1
+      AND NOT EXISTS (
         SELECT 1 FROM ${s}.attempts a
         WHERE a.delivery_id = i.delivery_id AND a.attempt = i.attempt AND a.started_at = i.started_at
         OFFSET 0
@@ -583,7 +585,9 @@ delivery_updates AS (
     AND (u.lease IS NULL OR (d.status = 'delivering' AND d.lease_expires_at = u.lease))
 ),
 discards (n) AS MATERIALIZED (
-  SELECT ${s}.discard_pending(x.webhook_id, x.finished_at, ARRAY(SELECT delivery_id FROM outcomes WHERE current))
+  SELECT ${s}.discard_pending(
+    x.webhook_id, x.finished_at, ARRAY(SELECT delivery_id FROM outcomes WHERE current)
+  )
   FROM disabling x
 ),
 recorded AS (

@@ -78,12 +78,28 @@ export interface TestDatabase {
   truncate(): Promise<void>;
   /** A fresh, unmigrated schema name, dropped after the file. */
   freshSchema(): string;
-  /** A second pool on the same database (another "process"), ended after the file. */
-  extraPool(max?: number): pg.Pool;
+  /**
+   * A second pool on the same database (another "process"), ended after the file. `defaultIsolation` sets
+   * the sessions' `default_transaction_isolation`, as a role or database setting would.
+   */
+  extraPool(max?: number, options?: { defaultIsolation?: 'repeatable read' | 'serializable' }): pg.Pool;
+  /**
+   * How many of this file's sessions wait for a lock now. Its pools connect as `application_name = <schema>`,
+   * so sessions of files running alongside are not counted.
+   */
+  lockWaiters(): Promise<number>;
 }
 
-export function newPool(max = 5): pg.Pool {
-  const pool = new pg.Pool({ connectionString: DATABASE_URL, max });
+export function newPool(
+  max = 5,
+  options: { applicationName?: string; sessionOptions?: string } = {},
+): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: DATABASE_URL,
+    max,
+    ...(options.applicationName !== undefined && { application_name: options.applicationName }),
+    ...(options.sessionOptions !== undefined && { options: options.sessionOptions }),
+  });
   pool.on('error', () => {});
   return pool;
 }
@@ -99,7 +115,7 @@ export function useTestDatabase(): TestDatabase {
   const stores: PostgresStore[] = [];
 
   beforeAll(async () => {
-    pool = newPool();
+    pool = newPool(5, { applicationName: schema });
     await migrate(pool, { schema });
   });
   afterEach(async () => {
@@ -132,10 +148,23 @@ export function useTestDatabase(): TestDatabase {
       schemas.push(name);
       return name;
     },
-    extraPool(max = 5) {
-      const extra = newPool(max);
+    extraPool(max = 5, { defaultIsolation } = {}) {
+      const extra = newPool(max, {
+        applicationName: schema,
+        // A space in a value of `-c` is escaped with a backslash.
+        ...(defaultIsolation !== undefined && {
+          sessionOptions: `-c default_transaction_isolation=${defaultIsolation.replace(' ', '\\ ')}`,
+        }),
+      });
       pools.push(extra);
       return extra;
+    },
+    async lockWaiters() {
+      const { rows } = await this.pool.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+        [schema],
+      );
+      return rows[0].n as number;
     },
   };
 }

@@ -1,8 +1,7 @@
-import pg from 'pg';
 import { expect, it } from 'vitest';
 import { quoteSchema } from '../../src/adapters/postgres/sql.js';
 import { migrate, migrationSql, migrations, postgresStore, SCHEMA_VERSION } from '../../src/postgres.js';
-import { DATABASE_URL, describePostgres, useTestDatabase } from './db.js';
+import { describePostgres, useTestDatabase } from './db.js';
 
 describePostgres('migrate', () => {
   const db = useTestDatabase();
@@ -44,18 +43,9 @@ describePostgres('migrate', () => {
 
   it('is safe to run concurrently when sessions default to REPEATABLE READ', async () => {
     const schema = db.freshSchema();
-    const pool = new pg.Pool({
-      connectionString: DATABASE_URL,
-      max: 4,
-      options: '-c default_transaction_isolation=repeatable\\ read',
-    });
-    pool.on('error', () => {});
-    try {
-      const results = await Promise.all(Array.from({ length: 4 }, () => migrate(pool, { schema })));
-      expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);
-    } finally {
-      await pool.end();
-    }
+    const pool = db.extraPool(4, { defaultIsolation: 'repeatable read' });
+    const results = await Promise.all(Array.from({ length: 4 }, () => migrate(pool, { schema })));
+    expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);
     expect(await versions(schema)).toEqual(migrations.map((m) => m.version));
   });
 

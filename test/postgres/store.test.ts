@@ -70,28 +70,19 @@ describePostgres('postgresStore', () => {
 
   it('holds the per-site limit when sessions default to REPEATABLE READ (its transaction asks for READ COMMITTED)', async () => {
     await db.truncate();
-    const pool = new pg.Pool({
-      connectionString: DATABASE_URL,
-      max: 5,
-      options: '-c default_transaction_isolation=repeatable\\ read',
-    });
-    pool.on('error', () => {});
-    try {
-      expect((await pool.query('SHOW transaction_isolation')).rows[0].transaction_isolation).toBe(
-        'repeatable read',
-      );
-      const store = postgresStore({ pool, schema: db.schema, notify: false });
-      const outcomes = await Promise.all(
-        Array.from({ length: 25 }, () =>
-          store.createWebhook(webhook({ siteId: 'site_race' }), { maxPerSite: 10 }),
-        ),
-      );
-      expect(outcomes.filter((o) => o === 'created')).toHaveLength(10);
-      const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".webhooks`);
-      expect(rows[0].n).toBe(10);
-    } finally {
-      await pool.end();
-    }
+    const pool = db.extraPool(5, { defaultIsolation: 'repeatable read' });
+    expect((await pool.query('SHOW transaction_isolation')).rows[0].transaction_isolation).toBe(
+      'repeatable read',
+    );
+    const store = postgresStore({ pool, schema: db.schema, notify: false });
+    const outcomes = await Promise.all(
+      Array.from({ length: 25 }, () =>
+        store.createWebhook(webhook({ siteId: 'site_race' }), { maxPerSite: 10 }),
+      ),
+    );
+    expect(outcomes.filter((o) => o === 'created')).toHaveLength(10);
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".webhooks`);
+    expect(rows[0].n).toBe(10);
   });
 
   it('survives its connection being terminated inside a transaction, and goes on working', async () => {
@@ -104,16 +95,12 @@ describePostgres('postgresStore', () => {
       await holder.query('BEGIN');
       await holder.query(sql.lockSite(), [db.schema, 'site_t']);
       const creating = store.createWebhook(webhook({ siteId: 'site_t' }), { maxPerSite: 10 });
-      const waiting = async () =>
-        (
-          await db.pool.query(
-            `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-               AND query = $1 AND pid <> $2`,
-            [sql.lockSite(), (await holder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid],
-          )
-        ).rows.map((r) => r.pid as number);
-      await waitFor(async () => (await waiting()).length === 1);
-      await db.pool.query('SELECT pg_terminate_backend($1)', [(await waiting())[0]]);
+      await waitFor(async () => (await db.lockWaiters()) === 1);
+      await db.pool.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = $1 AND wait_event_type = 'Lock' AND query = $2`,
+        [db.schema, sql.lockSite()],
+      );
       // Without a listener on the checked-out client, pg's 'error' event would end the process (and fail
       // this file as an unhandled error) before this rejection is seen.
       await expect(creating).rejects.toThrow();
@@ -664,15 +651,7 @@ describePostgres('postgresStore', () => {
           leaseExpiresAt: claimed!.delivery.leaseExpiresAt!,
         },
       ]);
-      await waitFor(
-        async () =>
-          (
-            await db.pool.query(
-              `SELECT count(*)::int AS n FROM pg_stat_activity
-               WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-            )
-          ).rows[0].n === 1,
-      );
+      await waitFor(async () => (await db.lockWaiters()) === 1);
       await reclaimer.query('COMMIT');
       await completing;
     } finally {
@@ -702,17 +681,10 @@ describePostgres('postgresStore', () => {
     try {
       await blocker.query('BEGIN');
       await blocker.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [hook.id]);
-      const waiting = async () =>
-        (
-          await db.pool.query(
-            `SELECT count(*)::int AS n FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).rows[0].n as number;
       const first = store.completeAttempts([outcome]);
-      await waitFor(async () => (await waiting()) === 1);
+      await waitFor(async () => (await db.lockWaiters()) === 1);
       const retry = store.completeAttempts([outcome]);
-      await waitFor(async () => (await waiting()) === 2);
+      await waitFor(async () => (await db.lockWaiters()) === 2);
       await blocker.query('COMMIT');
       await Promise.all([first, retry]);
     } finally {

@@ -6,7 +6,7 @@ import type { AttemptOutcome, CompletionEffect, Store } from '../adapters/types.
  */
 export class CompletionWriter {
   readonly #store: Store;
-  readonly #onEffects: (effects: CompletionEffect[]) => void;
+  readonly #onEffects: (effects: CompletionEffect[], written: readonly AttemptOutcome[]) => void;
   readonly #onError: (error: unknown) => void;
   readonly #retryDelayMs: number;
   #queued: AttemptOutcome[] = [];
@@ -14,7 +14,8 @@ export class CompletionWriter {
 
   constructor(options: {
     store: Store;
-    onEffects: (effects: CompletionEffect[]) => void;
+    /** After each successful write: its effects, and the outcomes that write recorded. */
+    onEffects: (effects: CompletionEffect[], written: readonly AttemptOutcome[]) => void;
     onError: (error: unknown) => void;
     retryDelayMs?: number;
   }) {
@@ -42,17 +43,26 @@ export class CompletionWriter {
       try {
         effects = await this.#store.completeAttempts(batch);
       } catch (error) {
-        this.#onError(error);
+        this.#report(error);
         this.#queued = [...batch, ...this.#queued];
         await new Promise((resolve) => setTimeout(resolve, this.#retryDelayMs));
         continue;
       }
       try {
-        this.#onEffects(effects);
+        this.#onEffects(effects, batch);
       } catch (error) {
-        this.#onError(error);
+        this.#report(error);
       }
     }
     this.#writing = null;
+  }
+
+  /** `onError` is the host's: if it throws, the writer must still go on (or nothing queued is ever written). */
+  #report(error: unknown): void {
+    try {
+      this.#onError(error);
+    } catch {
+      // Nowhere left to report it.
+    }
   }
 }

@@ -16,6 +16,7 @@ import { USER_AGENT } from '../version.js';
 import { CompletionWriter } from './completion-writer.js';
 import type { EventType } from './events.js';
 import { newId } from './ids.js';
+import { type Logger, safeLogger } from './logger.js';
 import { type EmitInput, prepareEvent } from './payload.js';
 import {
   type AttemptErrorCode,
@@ -47,12 +48,7 @@ export interface RetentionOptions {
   intervalMs?: number;
 }
 
-export interface Logger {
-  debug?(message: string, fields?: Record<string, unknown>): void;
-  info?(message: string, fields?: Record<string, unknown>): void;
-  warn?(message: string, fields?: Record<string, unknown>): void;
-  error?(message: string, fields?: Record<string, unknown>): void;
-}
+export type { Logger };
 
 export interface AttemptStartInfo {
   deliveryId: string;
@@ -171,11 +167,11 @@ export class Dispatcher {
   #draining = 0;
   #pumping: Promise<void> | null = null;
   #pumpAgain = false;
+  /** The last `#fill` started (see there). */
+  #filling: Promise<unknown> = Promise.resolve();
   #kickQueued = false;
   /** The last claim took fewer than it could: nothing more was due, apart from at-limit webhooks'. */
   #drained = false;
-  /** Set when an attempt scheduled a retry whose completion write is still to come. */
-  #retriesWritten = false;
   #unsubscribe: (() => void) | undefined;
   #poller: NodeJS.Timeout | undefined;
 
@@ -220,14 +216,14 @@ export class Dispatcher {
               'retention.intervalMs',
             ),
           };
-    this.#logger = options.logger ?? {};
+    this.#logger = safeLogger(options.logger ?? {});
     this.#userAgent = options.userAgent ?? USER_AGENT;
     this.#signatureSchemes = validSchemes(options.signatureSchemes ?? ['zta']);
     this.#cipher = secretCipher(options.encryption);
     this.#onWebhookDisabled = options.onWebhookDisabled;
     this.#writer = new CompletionWriter({
       store: this.#store,
-      onEffects: (effects) => this.#applyEffects(effects),
+      onEffects: (effects, written) => this.#applyEffects(effects, written),
       onError: (error) =>
         this.#logger.error?.('could not record attempt outcomes; retrying', { error: message(error) }),
     });
@@ -420,8 +416,18 @@ export class Dispatcher {
     } while (this.#pumpAgain && this.#running);
   }
 
-  /** Claims and launches due deliveries while there are free slots; returns how many it launched. */
-  async #fill(): Promise<number> {
+  /**
+   * Claims and launches due deliveries while there are free slots; returns how many it launched. Runs one
+   * at a time (the pump's and `runDue`'s, which may overlap): each counts the slots the one before filled,
+   * so together they never exceed `concurrency` or `perWebhookConcurrency`.
+   */
+  #fill(): Promise<number> {
+    const run = this.#filling.then(() => this.#fillSlots());
+    this.#filling = run.catch(() => {});
+    return run;
+  }
+
+  async #fillSlots(): Promise<number> {
     let launched = 0;
     for (;;) {
       const free = this.#concurrency - this.#inFlight.size;
@@ -560,7 +566,6 @@ export class Dispatcher {
     if (delivery.leaseExpiresAt !== null) outcomeToWrite.leaseExpiresAt = delivery.leaseExpiresAt;
     this.#writer.add(outcomeToWrite);
 
-    if (verdict.next.status === 'pending') this.#retriesWritten = true;
     if (verdict.ok && !this.#listening('attempt:success') && this.#logger.debug === undefined) return;
     // Spelled out rather than spread from `info`: V8 builds a spread object literal far more slowly.
     const outcome: AttemptInfo = {
@@ -640,11 +645,8 @@ export class Dispatcher {
   }
 
   /** After a completion write that scheduled retries: they may be due before the current wake-up. */
-  #applyEffects(effects: CompletionEffect[]): void {
-    if (this.#retriesWritten) {
-      this.#retriesWritten = false;
-      this.#kick();
-    }
+  #applyEffects(effects: CompletionEffect[], written: readonly AttemptOutcome[]): void {
+    if (written.some((outcome) => outcome.next.status === 'pending')) this.#kick();
     for (const effect of effects) {
       if (effect.disabledReason === null) continue;
       const info = { webhookId: effect.webhookId, siteId: effect.siteId, reason: effect.disabledReason };
@@ -662,13 +664,24 @@ export class Dispatcher {
     return this.#events.listenerCount(event) > 0;
   }
 
-  /** Listeners are the host's code: one that throws must not break delivery. */
+  /**
+   * Listeners are the host's code: one that throws, or returns a promise that rejects, is logged, and the
+   * others are still called (EventEmitter.emit would stop at the first throw).
+   */
   #notify<K extends keyof DispatcherEvents>(event: K, ...args: DispatcherEvents[K]): void {
-    try {
-      this.#events.emit(event, ...(args as never));
-    } catch (error) {
-      this.#logger.error?.(`a '${event}' listener threw`, { error: message(error) });
+    if (this.#events.listenerCount(event) === 0) return;
+    for (const listener of this.#events.listeners(event) as ((...args: unknown[]) => unknown)[]) {
+      try {
+        const result = listener(...args);
+        if (result instanceof Promise) result.catch((error: unknown) => this.#listenerFailed(event, error));
+      } catch (error) {
+        this.#listenerFailed(event, error);
+      }
     }
+  }
+
+  #listenerFailed(event: keyof DispatcherEvents, error: unknown): void {
+    this.#logger.error?.(`a '${event}' listener threw`, { error: message(error) });
   }
 }
 

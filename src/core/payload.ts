@@ -33,8 +33,19 @@ export function prepareEvent(input: EmitInput, now: Date): PreparedEvent {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new WebhookError('validation_failed', 'data must be an object');
   }
-  if ('siteId' in data && data.siteId !== siteId) {
+  // The host's object is read once, here: a getter cannot answer the check below and the body differently.
+  let fields: Record<string, unknown>;
+  try {
+    fields = { siteId, ...data };
+  } catch (cause) {
+    throw new WebhookError('validation_failed', 'data must be JSON-serialisable', { cause });
+  }
+  if (fields.siteId !== siteId) {
     throw new WebhookError('validation_failed', 'data.siteId must match siteId');
+  }
+  // JSON.stringify would send what it returns instead of the fields, siteId included.
+  if (typeof fields.toJSON === 'function') {
+    throw new WebhookError('validation_failed', 'data must not have a toJSON method');
   }
   const given: unknown = input.timestamp;
   const timestamp =
@@ -51,7 +62,7 @@ export function prepareEvent(input: EmitInput, now: Date): PreparedEvent {
     body = JSON.stringify({
       event: input.event,
       timestamp: timestamp.toISOString(),
-      data: { siteId, ...data },
+      data: fields,
     });
   } catch (cause) {
     throw new WebhookError('validation_failed', 'data must be JSON-serialisable', { cause });

@@ -1,5 +1,5 @@
-import type { Logger } from '../core/dispatcher.js';
 import { WebhookError } from '../core/errors.js';
+import { type Logger, safeLogger } from '../core/logger.js';
 import type {
   CreateWebhookInput,
   DeliveriesInput,
@@ -40,7 +40,8 @@ export type WebhooksApi = (request: Request) => Promise<Response>;
  * status of the `WebhookError` behind them; nothing a client sends can produce a 500.
  */
 export function createWebhooksApi<P>(options: WebhooksApiOptions<P>): WebhooksApi {
-  const { manager, authenticate, logger } = options;
+  const { manager, authenticate } = options;
+  const logger = safeLogger(options.logger ?? {});
   if (typeof manager !== 'object' || manager === null) {
     throw new TypeError('createWebhooksApi: manager is required');
   }
@@ -125,15 +126,12 @@ export function createWebhooksApi<P>(options: WebhooksApiOptions<P>): WebhooksAp
           error.status === 401 ? { 'www-authenticate': 'Bearer' } : undefined;
         return errorResponse(error.status, error.message, headers);
       }
-      try {
-        logger?.error?.('webhooks api: unexpected error', {
-          method: request.method,
-          path: url?.pathname,
-          error: describe(error),
-        });
-      } catch {
-        // A failing logger must not turn a 500 into a rejected promise.
-      }
+      // Safe: a failing logger must not turn a 500 into a rejected promise.
+      logger.error?.('webhooks api: unexpected error', {
+        method: request.method,
+        path: url?.pathname,
+        error: describe(error),
+      });
       return errorResponse(500, 'Internal server error');
     }
   };

@@ -119,9 +119,43 @@ describeEachStore('dispatcher: delivery', () => {
       [{ ...pageview(), data: { siteId: 'site_other', path: '/' } }, 'data.siteId must match siteId'],
       [{ ...pageview(), timestamp: 'not a date' }, 'timestamp must be a valid date'],
       [{ ...pageview(), data: { n: 10n } }, 'data must be JSON-serialisable'],
+      // Its own toJSON would replace the fields in the body, siteId included.
+      [
+        { ...pageview(), data: { path: '/', toJSON: () => ({ siteId: 'site_other' }) } },
+        'data must not have a toJSON method',
+      ],
+      [
+        {
+          ...pageview(),
+          data: {
+            get path() {
+              throw new Error('getter bug');
+            },
+          },
+        },
+        'data must be JSON-serialisable',
+      ],
     ])('refuses a malformed event %#', async (input, message) => {
       const { dispatcher } = await setup();
       await expect(dispatcher.emit(input as never)).rejects.toMatchObject({ status: 400, message });
+    });
+
+    it('reads data once: a getter cannot show one siteId to the check and send another', async () => {
+      const target = await receiver();
+      const { dispatcher, subscribe } = await setup();
+      await subscribe(target.url());
+      let reads = 0;
+      const data = {
+        get siteId() {
+          reads++;
+          return reads === 1 ? SITE : 'site_other';
+        },
+      };
+      await dispatcher.start();
+      await dispatcher.emit({ ...pageview(), data });
+      const [request] = await target.waitFor(1);
+      expect(JSON.parse(request!.body).data.siteId).toBe(SITE);
+      expect(reads).toBe(1);
     });
 
     it('retries a 500 and succeeds on the next attempt, with the same delivery id', async () => {

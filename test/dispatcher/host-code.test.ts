@@ -1,0 +1,161 @@
+// The host's code inside the delivery engine: loggers and listeners that fail, stores that take their time,
+// callers that overlap. None of it may lose, duplicate or stall a delivery.
+import { describe, expect, it } from 'vitest';
+import type { Logger, Store } from '../../src/index.js';
+import { memoryStore } from '../../src/memory.js';
+import { pageview, receiver, SITE, setup, until } from './harness.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves with `promise`'s value, or rejects if it takes longer than `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    promise,
+    sleep(ms).then(() => {
+      throw new Error(`still pending after ${ms} ms`);
+    }),
+  ]);
+}
+
+const throwingLogger: Logger = {
+  debug: () => {
+    throw new Error('log sink closed');
+  },
+  info: () => {
+    throw new Error('log sink closed');
+  },
+  warn: () => {
+    throw new Error('log sink closed');
+  },
+  error: () => {
+    throw new Error('log sink closed');
+  },
+};
+
+describe('the host’s code in the engine', () => {
+  it('a logger that throws at every level loses nothing: retries go out, outcomes are recorded, stop() returns', async () => {
+    const failing = await receiver((_request, response) => {
+      response.writeHead(500).end('down');
+    });
+    const { dispatcher, subscribe, store } = await setup({
+      store: memoryStore(),
+      logger: throwingLogger,
+      perWebhookConcurrency: 2,
+      retry: { delaysMs: [20, 20] },
+    });
+    await subscribe(failing.url());
+    await dispatcher.emitMany([pageview('/1'), pageview('/2'), pageview('/3'), pageview('/4')]);
+    await dispatcher.start();
+    await failing.waitFor(12, 5000);
+    await until(async () =>
+      (await store.listDeliveries({ siteId: SITE, limit: 10 })).every((d) => d.status === 'failed'),
+    );
+    await within(dispatcher.stop(), 5000);
+  });
+
+  it('a logger that throws on warn still lets a disabled webhook be announced', async () => {
+    const gone = await receiver((_request, response) => {
+      response.writeHead(410).end('gone');
+    });
+    const disabled: string[] = [];
+    const { dispatcher, subscribe } = await setup({
+      store: memoryStore(),
+      logger: { warn: throwingLogger.warn! },
+      onWebhookDisabled: (info) => disabled.push(`callback ${info.reason}`),
+    });
+    dispatcher.on('webhook:disabled', (info) => disabled.push(`event ${info.reason}`));
+    await subscribe(gone.url());
+    await dispatcher.start();
+    await dispatcher.emit(pageview());
+    await until(() => disabled.length === 2);
+    expect(disabled.map((line) => line.split(' ')[0]).sort()).toEqual(['callback', 'event']);
+  });
+
+  it('calls every listener when one throws, and logs a listener’s rejected promise', async () => {
+    const target = await receiver();
+    const { dispatcher, subscribe, logs } = await setup({ store: memoryStore() });
+    await subscribe(target.url());
+    const seen: string[] = [];
+    dispatcher.on('attempt:start', () => {
+      throw new Error('first listener bug');
+    });
+    dispatcher.on('attempt:start', () => seen.push('second listener'));
+    dispatcher.on('attempt:success', async () => {
+      await null;
+      throw new Error('async listener bug');
+    });
+    dispatcher.on('attempt:success', () => seen.push('success'));
+    await dispatcher.start();
+    await dispatcher.emit(pageview());
+    await until(() => seen.includes('success'));
+    await until(() => logs.some((line) => line.message === "a 'attempt:success' listener threw"));
+    expect(seen).toEqual(['second listener', 'success']);
+    expect(logs.filter((line) => line.message === "a 'attempt:start' listener threw")).toHaveLength(1);
+  });
+});
+
+describe('a store that takes its time', () => {
+  it('arms a retry at its delay, also when its write queued behind another one', async () => {
+    const inner = memoryStore();
+    // Writes that take as long as a database round trip or two: the second outcome (a retry) is queued
+    // while the first one's write is still running.
+    const slowWrites: Store = {
+      ...inner,
+      completeAttempts: async (outcomes) => {
+        await sleep(100);
+        return inner.completeAttempts(outcomes);
+      },
+    };
+    let failedOnce = false;
+    const target = await receiver(async (request, response) => {
+      if (request.url === '/b' && !failedOnce) {
+        failedOnce = true;
+        await sleep(30);
+        response.writeHead(500).end('once');
+        return;
+      }
+      response.writeHead(200).end('OK');
+    });
+    const { dispatcher, subscribe } = await setup({
+      store: slowWrites,
+      pollIntervalMs: 60_000,
+      retry: { delaysMs: [200] },
+    });
+    await subscribe(target.url('/a'));
+    await subscribe(target.url('/b'));
+    await dispatcher.start();
+    await dispatcher.emit(pageview());
+    // Sent at about 200 ms plus a write; before the fix, at the next poll (a minute here).
+    const requests = await target.waitFor(3, 5000);
+    expect(requests.filter((request) => request.url === '/b')).toHaveLength(2);
+  });
+});
+
+describe('overlapping callers', () => {
+  it('runDue() calls that overlap, and runDue() beside start(), keep to perWebhookConcurrency', async () => {
+    let open = 0;
+    let peak = 0;
+    const target = await receiver(async (_request, response) => {
+      open++;
+      peak = Math.max(peak, open);
+      await sleep(100);
+      open--;
+      response.writeHead(200).end('OK');
+    });
+    const { dispatcher, subscribe, store } = await setup({ store: memoryStore(), perWebhookConcurrency: 2 });
+    await subscribe(target.url());
+    await dispatcher.emitMany(Array.from({ length: 12 }, (_, i) => pageview(`/${i}`)));
+    const [first, second] = await Promise.all([dispatcher.runDue(), dispatcher.runDue()]);
+    expect(first.attempted + second.attempted).toBe(12);
+    expect(peak).toBe(2);
+
+    await dispatcher.emitMany(Array.from({ length: 8 }, (_, i) => pageview(`/again/${i}`)));
+    peak = 0;
+    await dispatcher.start();
+    await dispatcher.runDue();
+    await until(async () =>
+      (await store.listDeliveries({ siteId: SITE, limit: 30 })).every((d) => d.status === 'succeeded'),
+    );
+    expect(peak).toBe(2);
+  });
+});

@@ -4,19 +4,19 @@ import { newSecret } from '../core/ids.js';
 import type { DeliveryRecord, WebhookRecord } from '../core/records.js';
 import { at, attempt, delivery, failedAttempt, webhook } from './fixtures.js';
 
-export interface StoreSuiteOptions {
+export interface StoreSuiteOptions<S extends Store = Store> {
   /** A fresh, empty store for each test. */
-  create: () => Store | Promise<Store>;
-  /** Called after each test with the store `create` returned. */
-  destroy?: (store: Store) => void | Promise<void>;
+  create: () => S | Promise<S>;
+  /** Called after each test with the store `create` returned (with its own type: `store.close()`). */
+  destroy?: (store: S) => void | Promise<void>;
 }
 
 /**
  * The store conformance suite: every `Store` adapter must pass it unchanged. Call it inside a test file:
  * `testStore({ create: () => memoryStore() })`.
  */
-export function testStore(options: StoreSuiteOptions): void {
-  let store: Store;
+export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void {
+  let store: S;
 
   beforeEach(async () => {
     store = await options.create();

@@ -131,7 +131,10 @@ export interface Store {
   listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]>;
   /** Oldest first. */
   listAttempts(deliveryIds: readonly string[]): Promise<AttemptRecord[]>;
-  /** A `failed` or `discarded` delivery becomes `pending` again, due at `now`; null if not in such a state. */
+  /**
+   * A `failed` or `discarded` delivery of an active webhook becomes `pending` again, due at `now`; null if
+   * the delivery is not in such a state or its webhook is not active (checked atomically with the change).
+   */
   requeueDelivery(id: string, now: Date): Promise<DeliveryRecord | null>;
   /**
    * Optional retention: deletes finished (`succeeded`, `failed`, `discarded`) deliveries created before

@@ -186,6 +186,36 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect(await store.nextDueAt()).toBeNull();
     });
 
+    it('claims a webhook’s pending deliveries again once it is made active again', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      await store.updateWebhook(record.id, {
+        active: false,
+        disabledReason: 'Disabled by user',
+        updatedAt: at(1),
+      });
+      // Written while it was inactive (an emit that looked up its subscribers just before the disable).
+      const late = delivery(record, { nextAttemptAt: at(2) });
+      await store.insertDeliveries([late]);
+      expect(await claimAll(at(10))).toEqual([]);
+      expect(await store.nextDueAt()).toBeNull();
+      await store.updateWebhook(record.id, { active: true, disabledReason: null, updatedAt: at(3) });
+      expect(await store.nextDueAt()).toEqual(at(2));
+      expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([late.id]);
+    });
+
+    it('leaves out deliveries of a webhook that no longer exists', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      const kept = delivery(record);
+      const gone = webhook();
+      await store.insertDeliveries([kept, delivery(gone)]);
+      expect((await store.listDeliveries({ siteId: record.siteId, limit: 10 })).map((d) => d.id)).toEqual([
+        kept.id,
+      ]);
+      expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([kept.id]);
+    });
+
     it('deletes a webhook with its deliveries and attempts', async () => {
       const record = webhook();
       await store.createWebhook(record, { maxPerSite: 1 });
@@ -507,6 +537,22 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect(requeued).toMatchObject({ id: d.id, status: 'pending', attempts: 0, nextAttemptAt: at(50) });
       expect((await claimAll(at(50))).map((c) => c.delivery.id)).toEqual([d.id]);
       expect(await store.requeueDelivery('dlv_missing', at(1))).toBeNull();
+    });
+
+    it('requeues nothing of an inactive webhook (it would stay pending for good)', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      await claimAll(at(0));
+      await complete({ attempt: failedAttempt(d, 1), next: { status: 'failed' } });
+      await store.updateWebhook(hook.id, {
+        active: false,
+        disabledReason: 'Disabled by user',
+        updatedAt: at(60),
+      });
+      expect(await store.requeueDelivery(d.id, at(70))).toBeNull();
+      expect((await store.getDelivery(d.id))!.status).toBe('failed');
+      await store.updateWebhook(hook.id, { active: true, disabledReason: null, updatedAt: at(80) });
+      expect(await store.requeueDelivery(d.id, at(90))).toMatchObject({ status: 'pending' });
     });
 
     it('pages through the activity log newest first with filters', async () => {

@@ -428,8 +428,11 @@ describePostgres('postgresStore', () => {
       leaseExpiresAt: soon,
     });
     expect((await store.getDelivery(reclaimable.id))!.status).toBe('delivering');
-    // Now it can be redelivered, and pruned once old enough, like the deliveries disabling discarded.
-    expect(await store.requeueDelivery(orphan.id, new Date())).not.toBeNull();
+    // Now it can be redelivered once the webhook is enabled again, and is pruned once old enough, like the
+    // deliveries disabling discarded.
+    expect(await store.requeueDelivery(orphan.id, new Date())).toBeNull();
+    await store.updateWebhook(disabled.id, { active: true, disabledReason: null, updatedAt: at(3) });
+    expect(await store.requeueDelivery(orphan.id, new Date())).toMatchObject({ status: 'pending' });
   });
 
   it('prunes only finished deliveries older than the cutoff, in bounded batches', async () => {

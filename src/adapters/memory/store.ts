@@ -276,6 +276,11 @@ export function memoryStore(): Store {
         patch.signatureSchemes ? { signatureSchemes: [...patch.signatureSchemes] } : {},
       );
       if (wasActive && !record.active) discardPending(id, patch.updatedAt);
+      // While inactive, its ready entry was dropped (nextReady skips inactive webhooks): arm it again.
+      if (!wasActive && record.active) {
+        const top = earliest(id);
+        if (top !== undefined) arm(id, top.at);
+      }
       return copyWebhook(record);
     },
 
@@ -294,6 +299,8 @@ export function memoryStore(): Store {
     async insertDeliveries(records, options) {
       refuseSqlClient(options);
       for (const record of records) {
+        // Deleted meanwhile (the caller looked up subscribers before): left out, as on Postgres.
+        if (!webhooks.has(record.webhookId)) continue;
         forget(record.id);
         const delivery = copyDelivery(record);
         deliveries.set(delivery.id, delivery);
@@ -444,6 +451,8 @@ export function memoryStore(): Store {
     async requeueDelivery(id, now) {
       const slot = finished.get(id);
       if (slot === undefined || !REQUEUEABLE.has(archive.status(slot))) return null;
+      // Checked here, not only by the caller: a webhook disabled meanwhile would hold it pending for good.
+      if (!webhooks.get(archive.webhookId(slot))?.active) return null;
       const delivery = thaw(id)!;
       Object.assign(delivery, {
         status: 'pending',

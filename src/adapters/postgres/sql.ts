@@ -745,10 +745,17 @@ ORDER BY r.position, a.id`;
 /** `$1` id, `$2` now, `$3` channel or null. */
 export function requeueDelivery(schema: string): string {
   const s = quoteSchema(schema);
-  return `WITH requeued AS (
+  // The webhook must be active, checked under a share lock: a disable in progress (which discards the
+  // webhook's pending deliveries) is waited for, so a requeue cannot slip in behind it and stay pending.
+  return `WITH active_hook AS MATERIALIZED (
+  SELECT w.id FROM ${s}.webhooks w
+  WHERE w.id = (SELECT webhook_id FROM ${s}.deliveries WHERE id = $1) AND w.active
+  FOR SHARE
+),
+requeued AS (
   UPDATE ${s}.deliveries
   SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_expires_at = NULL, updated_at = $2
-  WHERE id = $1 AND status IN ('failed', 'discarded')
+  WHERE id = $1 AND status IN ('failed', 'discarded') AND webhook_id IN (SELECT id FROM active_hook)
   RETURNING *
 )
 SELECT r.*, (SELECT count(*) FROM (${notifyIf('requeued', '$3')}) AS woke) AS notified

@@ -301,20 +301,6 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect(again[0]!.delivery.leaseExpiresAt).toEqual(at(2000));
     });
 
-    it('records an outcome given twice in one batch once', async () => {
-      const d = delivery(hook);
-      await store.insertDeliveries([d]);
-      await claimAll(at(0));
-      const outcome: AttemptOutcome = {
-        attempt: attempt(d, 1, { ok: false, statusCode: 500 }),
-        next: { status: 'failed' },
-        maxConsecutiveFailures: 10,
-      };
-      await store.completeAttempts([outcome, { ...outcome }]);
-      expect(await store.listAttempts([d.id])).toHaveLength(1);
-      expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(1);
-    });
-
     it('only logs a late outcome whose lease no longer holds the delivery (claimed again, or finished)', async () => {
       await store.updateWebhook(hook.id, { consecutiveFailures: 2, updatedAt: at(0) });
       const d = delivery(hook);

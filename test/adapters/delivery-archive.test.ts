@@ -106,11 +106,27 @@ describe('memoryStore and its archive', () => {
     // Another attempt of the same number (a second claim after the lease ran out), started later.
     const late = { ...failedAttempt(d, 1), startedAt: at(1500) };
     expect(await complete(late, 'failed')).toHaveLength(1);
-    // The same outcome again is not applied twice.
-    expect(await complete(late, 'failed')).toEqual([]);
 
     expect(await store.getDelivery(d.id)).toMatchObject({ status: 'failed', lastStatusCode: 500 });
     expect(await store.listAttempts([d.id])).toEqual([attempt(d, 1), late]);
+  });
+
+  it('applies a redelivered attempt that starts in the same millisecond as the first one (a frozen clock)', async () => {
+    const store = memoryStore();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const d = delivery(hook);
+    await store.insertDeliveries([d]);
+    await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 1000 });
+    await store.completeAttempts([
+      { attempt: failedAttempt(d, 1), next: { status: 'failed' }, maxConsecutiveFailures: 10 },
+    ]);
+    await store.requeueDelivery(d.id, at(0));
+    await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 1000 });
+    await store.completeAttempts([
+      { attempt: attempt(d, 1), next: { status: 'succeeded' }, maxConsecutiveFailures: 10 },
+    ]);
+    expect(await store.getDelivery(d.id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(await store.listAttempts([d.id])).toHaveLength(2);
   });
 
   it('keeps a re-inserted delivery under its new webhook only', async () => {

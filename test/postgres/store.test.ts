@@ -668,6 +668,21 @@ describePostgres('postgresStore', () => {
     expect(await store.listAttempts([d.id])).toHaveLength(1);
   });
 
+  it('records an outcome given twice in one batch once (the unique index would refuse the second)', async () => {
+    const { store, hook } = await storeWithOneWebhook();
+    const d = delivery(hook);
+    await store.insertDeliveries([d]);
+    await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 60_000 });
+    const outcome = {
+      attempt: failedAttempt(d, 1),
+      next: { status: 'failed' as const },
+      maxConsecutiveFailures: 10,
+    };
+    await store.completeAttempts([outcome, { ...outcome }]);
+    expect(await store.listAttempts([d.id])).toHaveLength(1);
+    expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(1);
+  });
+
   it('records a completion batch once when its retry overlaps the first run (a client-side timeout)', async () => {
     const { store, hook, s } = await storeWithOneWebhook();
     const d = delivery(hook);

@@ -177,12 +177,6 @@ export function memoryStore(): Store {
     if (delivery === undefined) return null;
     const now = new Date(attempt.startedAt.getTime() + attempt.durationMs);
     const log = attempts.get(delivery.id);
-    // An outcome already recorded (the same attempt, started at the same time) is not applied twice.
-    const startedAt = attempt.startedAt.getTime();
-    if (log?.some((a) => a.attempt === attempt.attempt && a.startedAt.getTime() === startedAt)) {
-      settle(delivery);
-      return null;
-    }
     // A literal, not a push onto [], which would reserve room for 16 attempts.
     if (log === undefined) attempts.set(delivery.id, [{ ...attempt }]);
     else log.push({ ...attempt });

@@ -351,8 +351,9 @@ function encodeCursor(createdAt: Date, id: string): string {
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && Number.isFinite(value[0]) && typeof value[1] === 'string') {
-      return { createdAt: new Date(value[0] as number), id: value[1] };
+    // The id must look like one (a tampered cursor with a NUL made the stores answer differently).
+    if (Array.isArray(value) && Number.isFinite(value[0]) && webhookIdSchema.safeParse(value[1]).success) {
+      return { createdAt: new Date(value[0] as number), id: value[1] as string };
     }
   } catch {
     // falls through to the error below

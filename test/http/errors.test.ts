@@ -317,6 +317,11 @@ describeEachStore('http: errors', () => {
       ['GET', `/api/webhooks/deliveries?siteId=${SITE}&limit=ten`, 'limit must be a number'],
       ['GET', `/api/webhooks/deliveries?siteId=${SITE}&since=yesterday`, 'since must be a date'],
       ['GET', `/api/webhooks/deliveries?siteId=${SITE}&cursor=zzz`, 'cursor is invalid'],
+      [
+        'GET',
+        `/api/webhooks/deliveries?siteId=${SITE}&cursor=${Buffer.from(JSON.stringify([Date.now(), '\u0000'])).toString('base64url')}`,
+        'cursor is invalid',
+      ],
     ])('%s %s', async (method, path, message) => {
       const { call } = await startApi();
       const answer = await call(method, path);

@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   webhook_not_found: 404,
   delivery_not_found: 404,
   delivery_not_redeliverable: 409,
+  rotation_conflict: 409,
   method_not_allowed: 405,
   unsupported_media_type: 415,
   internal_error: 500,

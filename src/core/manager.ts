@@ -15,6 +15,8 @@ import { type SecretCipher, type SecretEncryption, secretCipher } from './secret
 import { type Delivery, toDelivery, toWebhook, type Webhook, type WebhookWithSecret } from './views.js';
 
 export const DEFAULT_MAX_WEBHOOKS_PER_SITE = 10;
+/** Rotations of one webhook racing this one that it yields to before giving up with a 409. */
+const ROTATION_TRIES = 5;
 
 export type Authorize<P> = (principal: P, siteId: string) => boolean | Promise<boolean>;
 
@@ -178,18 +180,24 @@ export class WebhookManager<P = unknown> {
     options: RotateSecretOptions = {},
   ): Promise<{ webhook: WebhookWithSecret }> {
     const { overlapSeconds } = parse(rotateSecretSchema, options);
-    const current = await this.#requireWebhook(principal, id);
-    const now = this.#now();
     const secret = newSecret();
     const overlapping = overlapSeconds > 0;
-    const updated = await this.#store.updateWebhook(current.id, {
-      secret: this.#cipher.seal(secret),
-      previousSecret: overlapping ? this.#resealIfPossible(current.secret) : null,
-      previousSecretExpiresAt: overlapping ? new Date(now.getTime() + overlapSeconds * 1000) : null,
-      updatedAt: now,
-    });
-    if (updated === null) throw new WebhookError('webhook_not_found', MESSAGES.webhookNotFound);
-    return { webhook: { ...toWebhook(updated, now), secret } };
+    // Compare-and-set on the secret read: two rotations at once (a double click) would otherwise both keep
+    // the same old secret as the previous one, and one caller would be shown a secret that never signs.
+    // The one that loses reads again and rotates after the other, as if they had come one after another.
+    for (let tries = 0; tries < ROTATION_TRIES; tries++) {
+      const current = await this.#requireWebhook(principal, id);
+      const now = this.#now();
+      const updated = await this.#store.updateWebhook(current.id, {
+        secret: this.#cipher.seal(secret),
+        previousSecret: overlapping ? this.#resealIfPossible(current.secret) : null,
+        previousSecretExpiresAt: overlapping ? new Date(now.getTime() + overlapSeconds * 1000) : null,
+        updatedAt: now,
+        ifSecret: current.secret,
+      });
+      if (updated !== null) return { webhook: { ...toWebhook(updated, now), secret } };
+    }
+    throw new WebhookError('rotation_conflict', 'The secret changed during rotation; try again');
   }
 
   /**

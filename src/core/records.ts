@@ -43,7 +43,14 @@ export type WebhookPatch = Partial<
     | 'disabledReason'
     | 'consecutiveFailures'
   >
-> & { updatedAt: Date };
+> & {
+  updatedAt: Date;
+  /**
+   * Apply only while the stored secret is still this one (as the store last returned it); otherwise change
+   * nothing and return null. Rotation sets it, so two rotations at once cannot both build on one secret.
+   */
+  ifSecret?: string;
+};
 
 export const DELIVERY_STATUSES = ['pending', 'delivering', 'succeeded', 'failed', 'discarded'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];

@@ -216,6 +216,26 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([kept.id]);
     });
 
+    it('applies a patch with ifSecret only while the stored secret is that one', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      const stale = await store.updateWebhook(record.id, {
+        secret: 'whsec_new',
+        updatedAt: at(1),
+        ifSecret: 'whsec_not_the_current_one',
+      });
+      expect(stale).toBeNull();
+      expect((await store.getWebhook(record.id))!.secret).toBe(record.secret);
+      const applied = await store.updateWebhook(record.id, {
+        secret: 'whsec_new',
+        previousSecret: record.secret,
+        updatedAt: at(2),
+        ifSecret: record.secret,
+      });
+      expect(applied).toMatchObject({ secret: 'whsec_new', previousSecret: record.secret });
+      expect(await store.getWebhook(record.id)).not.toHaveProperty('ifSecret');
+    });
+
     it('deletes a webhook with its deliveries and attempts', async () => {
       const record = webhook();
       await store.createWebhook(record, { maxPerSite: 1 });

@@ -354,6 +354,36 @@ describe('WebhookManager', () => {
       expect(emoji.webhook.description).toBe('rocket 🚀');
     });
 
+    it('two rotations at once both count: the first one’s secret is the previous of the second', async () => {
+      const store = memoryStore();
+      // Both rotations read the webhook before either writes (a double click on "rotate").
+      let reads = 0;
+      let bothRead: () => void = () => {};
+      const barrier = new Promise<void>((resolve) => {
+        bothRead = resolve;
+      });
+      const getWebhook = store.getWebhook.bind(store);
+      store.getWebhook = async (id) => {
+        const record = await getWebhook(id);
+        if (++reads === 2) bothRead();
+        if (reads <= 2) await barrier;
+        return record;
+      };
+      const racing = new WebhookManager<User>({ store, authorize });
+      const { webhook } = await racing.create(alice, valid);
+      reads = 0;
+      const [first, second] = await Promise.all([
+        racing.rotateSecret(alice, webhook.id, { overlapSeconds: 3600 }),
+        racing.rotateSecret(alice, webhook.id, { overlapSeconds: 3600 }),
+      ]);
+      const stored = (await getWebhook(webhook.id))!;
+      // Neither caller holds a secret that never signs, and the original no longer signs.
+      expect([stored.secret, stored.previousSecret].sort()).toEqual(
+        [first.webhook.secret, second.webhook.secret].sort(),
+      );
+      expect([stored.secret, stored.previousSecret]).not.toContain(webhook.secret);
+    });
+
     it('rotates the secret and shows the new one once', async () => {
       const { webhook } = await manager.create(alice, valid);
       const rotated = await manager.rotateSecret(alice, webhook.id);

@@ -259,9 +259,10 @@ export function memoryStore(): Store {
       return found;
     },
 
-    async updateWebhook(id, patch: WebhookPatch) {
+    async updateWebhook(id, { ifSecret, ...patch }: WebhookPatch) {
       const record = webhooks.get(id);
       if (record === undefined) return null;
+      if (ifSecret !== undefined && record.secret !== ifSecret) return null;
       const wasActive = record.active;
       Object.assign(
         record,

@@ -282,7 +282,8 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if (patch.active !== undefined) columns.active = patch.active;
       if (patch.disabledReason !== undefined) columns.disabled_reason = patch.disabledReason;
       if (patch.consecutiveFailures !== undefined) columns.consecutive_failures = patch.consecutiveFailures;
-      const [row] = await query(text.updateWebhook, [id, JSON.stringify(columns), patch.updatedAt]);
+      const ifSecret = patch.ifSecret === undefined ? null : secrets.seal(patch.ifSecret);
+      const [row] = await query(text.updateWebhook, [id, JSON.stringify(columns), patch.updatedAt, ifSecret]);
       return row ? toWebhook(row, secrets) : null;
     },
 

@@ -22,6 +22,15 @@ describePostgres('postgresStore', () => {
     return { store, hook, s: `"${db.schema}"` };
   };
 
+  /** `storeWithOneWebhook` with one delivery claimed under a lease of `leaseMs` from `at(0)`. */
+  const oneClaimedDelivery = async (leaseMs = 60_000) => {
+    const { store, hook, s } = await storeWithOneWebhook();
+    const d = delivery(hook);
+    await store.insertDeliveries([d]);
+    const [claimed] = await store.claimDeliveries({ now: at(0), limit: 1, leaseMs });
+    return { store, hook, s, d, lease: claimed!.delivery.leaseExpiresAt! };
+  };
+
   /** The statements (text and values) that `run` sends through the pool. */
   const statementsSent = async (run: () => Promise<unknown>) => {
     const spy = vi.spyOn(db.pool, 'query');
@@ -632,10 +641,7 @@ describePostgres('postgresStore', () => {
   });
 
   it('leaves a delivery to a claim that took it while a late completion waited for its row', async () => {
-    const { store, hook, s } = await storeWithOneWebhook();
-    const d = delivery(hook);
-    await store.insertDeliveries([d]);
-    const [claimed] = await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 1000 });
+    const { store, s, d, lease } = await oneClaimedDelivery(1000);
     // Another worker's claim of the expired lease, not yet committed when the completion starts: the
     // completion's snapshot still shows the old lease, so only the UPDATE's check on the row's latest version
     // can keep the outcome off the delivery.
@@ -651,7 +657,7 @@ describePostgres('postgresStore', () => {
           attempt: attempt(d, 1),
           next: { status: 'succeeded' },
           maxConsecutiveFailures: 10,
-          leaseExpiresAt: claimed!.delivery.leaseExpiresAt!,
+          leaseExpiresAt: lease,
         },
       ]);
       await waitFor(async () => (await db.lockWaiters()) === 1);
@@ -669,10 +675,7 @@ describePostgres('postgresStore', () => {
   });
 
   it('records an outcome given twice in one batch once (the unique index would refuse the second)', async () => {
-    const { store, hook } = await storeWithOneWebhook();
-    const d = delivery(hook);
-    await store.insertDeliveries([d]);
-    await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 60_000 });
+    const { store, hook, d } = await oneClaimedDelivery();
     const outcome = {
       attempt: failedAttempt(d, 1),
       next: { status: 'failed' as const },
@@ -684,10 +687,7 @@ describePostgres('postgresStore', () => {
   });
 
   it('records a completion batch once when its retry overlaps the first run (a client-side timeout)', async () => {
-    const { store, hook, s } = await storeWithOneWebhook();
-    const d = delivery(hook);
-    await store.insertDeliveries([d]);
-    await store.claimDeliveries({ now: at(0), limit: 1, leaseMs: 60_000 });
+    const { store, hook, s, d } = await oneClaimedDelivery();
     const outcome = {
       attempt: failedAttempt(d, 1),
       next: { status: 'failed' as const },

@@ -268,9 +268,14 @@ export class WebhookManager<P = unknown> {
     }
     const requeued = await this.#store.requeueDelivery(id, this.#now());
     if (requeued === null) {
+      // The store also refuses a webhook disabled (or deleted) since it was read above: say which.
+      const now = await this.#store.getWebhook(webhook.id);
+      if (now === null) throw new WebhookError('delivery_not_found', MESSAGES.deliveryNotFound);
       throw new WebhookError(
         'delivery_not_redeliverable',
-        'Only failed or discarded deliveries can be redelivered',
+        now.active
+          ? 'Only failed or discarded deliveries can be redelivered'
+          : 'Webhook is disabled; re-enable it before redelivering',
       );
     }
     return { delivery: toDelivery(requeued, await this.#store.listAttempts([id])) };
@@ -283,9 +288,10 @@ export class WebhookManager<P = unknown> {
    * it read and how many it rewrote. Safe to run again (a second run updates nothing) and while dispatchers
    * run. An operator call: it takes no principal and checks no authorization, so never expose it to
    * tenants. Every key id still in use must be in `encryption.keys`; run it without `encryption` and it
-   * changes nothing. A `rotateSecret` that lands between this method's read and write of the same webhook is
-   * detected by re-reading just before the write, which narrows but cannot fully close that window: prefer
-   * running it when no rotation is expected.
+   * changes nothing. A `rotateSecret` that lands between this method's read and write of the same webhook
+   * wins: the write is made only while the secret is still the one read. A `revokePreviousSecret` in that
+   * window is caught only by re-reading just before the write, which narrows but cannot close it (the revoked
+   * secret could come back, without an expiry, so unused): prefer running this when no owner is at work.
    */
   async reencryptSecrets(
     options: ReencryptSecretsOptions = {},
@@ -319,7 +325,9 @@ export class WebhookManager<P = unknown> {
         ) {
           continue; // rotated or deleted meanwhile: the new values were sealed with the current key already
         }
-        const patch = { secret, previousSecret, updatedAt: fresh.updatedAt }; // not a change the owner made
+        // Not a change the owner made, so the owner's updatedAt stays; written only while the secret is still
+        // the one read (a rotation in between wins).
+        const patch = { secret, previousSecret, updatedAt: fresh.updatedAt, ifSecret: record.secret };
         if ((await store.updateWebhook(record.id, patch)) !== null) updated += 1;
       }
       if (page.length < batchSize) return { scanned, updated };

@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { WebhookError, WebhookManager } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
+import { delivery } from '../../src/testing/fixtures.js';
 
 type User = { name: string; sites: string[] };
 const alice: User = { name: 'alice', sites: ['site_abc123', 'site_two'] };
@@ -382,6 +383,31 @@ describe('WebhookManager', () => {
         [first.webhook.secret, second.webhook.secret].sort(),
       );
       expect([stored.secret, stored.previousSecret]).not.toContain(webhook.secret);
+    });
+
+    it('redeliver says the webhook is disabled when the disable lands between its check and its write', async () => {
+      const store = memoryStore();
+      const racing = new WebhookManager<User>({ store, authorize });
+      const { webhook } = await racing.create(alice, valid);
+      const failed = delivery((await store.getWebhook(webhook.id))!, {
+        status: 'failed',
+        nextAttemptAt: null,
+      });
+      await store.insertDeliveries([failed]);
+      const requeue = store.requeueDelivery.bind(store);
+      store.requeueDelivery = async (id, now) => {
+        await store.updateWebhook(webhook.id, {
+          active: false,
+          disabledReason: 'Disabled by user',
+          updatedAt: now,
+        });
+        return requeue(id, now);
+      };
+      const error = await rejection(racing.redeliver(alice, failed.id));
+      expect(error).toMatchObject({
+        status: 409,
+        message: 'Webhook is disabled; re-enable it before redelivering',
+      });
     });
 
     it('rotates the secret and shows the new one once', async () => {

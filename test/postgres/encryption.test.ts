@@ -5,6 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { secretCipher } from '../../src/core/secret-cipher.js';
 import { Dispatcher, type SecretEncryption, type Store, WebhookManager } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
 import { verifyWebhook } from '../../src/verify.js';
@@ -223,5 +224,34 @@ describe('reencryptSecrets', () => {
     const record = (await store.getWebhook(webhook.id))!;
     expect(record.secret).toMatch(/^zta:enc:v1:k1:/);
     expect(JSON.stringify(record)).not.toContain(webhook.secret.slice('whsec_'.length));
+  });
+
+  it('lets a rotation that lands between its read and its write win', async () => {
+    const store = memoryStore();
+    const plain = new WebhookManager({ store, authorize, allowPrivateNetworks: true });
+    const { webhook } = await plain.create(owner, {
+      siteId: SITE,
+      url: 'https://example.com/h',
+      events: ['pageview'],
+    });
+    const owners = new WebhookManager({ store, authorize, encryption: ENC_K1 });
+    let rotated: string | undefined;
+    // The operator's re-read, just before its write, is where the owner's rotation lands.
+    const racing: Store = {
+      ...store,
+      getWebhook: async (id) => {
+        const record = await store.getWebhook(id);
+        if (rotated === undefined) rotated = (await owners.rotateSecret(owner, id)).webhook.secret;
+        return record;
+      },
+    };
+    const operator = new WebhookManager({ store: racing, authorize: () => false, encryption: ENC_K1 });
+    expect(await operator.reencryptSecrets()).toEqual({ scanned: 1, updated: 0 });
+    const stored = (await store.getWebhook(webhook.id))!;
+    // The secret the owner was just shown is the one that signs; the original is only the previous one.
+    const cipher = secretCipher(ENC_K1);
+    expect(rotated).toMatch(/^whsec_/);
+    expect(cipher.open(stored.secret)).toBe(rotated);
+    expect(cipher.open(stored.previousSecret!)).toBe(webhook.secret);
   });
 });

@@ -410,6 +410,23 @@ describe('WebhookManager', () => {
       });
     });
 
+    it('rotateSecret gives up with 409 rotation_conflict after losing to other rotations five times', async () => {
+      const store = memoryStore();
+      const racing = new WebhookManager<User>({ store, authorize });
+      const { webhook } = await racing.create(alice, valid);
+      let writes = 0;
+      const update = store.updateWebhook.bind(store);
+      // Every write finds the secret changed by someone else since it was read.
+      store.updateWebhook = async (id, patch) => {
+        writes++;
+        return update(id, { ...patch, ifSecret: 'whsec_changed_meanwhile' });
+      };
+      const error = await rejection(racing.rotateSecret(alice, webhook.id));
+      expect(error).toMatchObject({ status: 409, code: 'rotation_conflict' });
+      expect(writes).toBe(5);
+      expect((await store.getWebhook(webhook.id))!.secret).toBe(webhook.secret);
+    });
+
     it('rotates the secret and shows the new one once', async () => {
       const { webhook } = await manager.create(alice, valid);
       const rotated = await manager.rotateSecret(alice, webhook.id);

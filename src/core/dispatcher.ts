@@ -296,7 +296,8 @@ export class Dispatcher {
     if (this.#running) return;
     this.#running = true;
     this.#unsubscribe = this.#store.subscribe?.(() => this.#kick());
-    this.#poller = setInterval(() => this.#kick(), this.#pollIntervalMs);
+    // Node runs an interval past its ceiling every millisecond: a huge value means "rarely", not "constantly".
+    this.#poller = setInterval(() => this.#kick(), Math.min(this.#pollIntervalMs, MAX_TIMER_MS));
     this.#poller.unref();
     this.#kick();
     // A run left over from before a stop() schedules the next one itself when it ends.

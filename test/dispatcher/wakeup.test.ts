@@ -37,6 +37,15 @@ describe('claims per delivery', () => {
 
   // The emit kicks the engine and the store's notification of the insert kicks it again; the finished
   // attempt frees a slot while nothing else is due. Each used to run its own claim (three per delivery).
+  it('a poll interval past setInterval’s ceiling (about 24.8 days) means rarely, not every millisecond', async () => {
+    const { store, calls } = countingStore();
+    const { dispatcher } = await setup({ store, pollIntervalMs: 40 * 24 * 60 * 60 * 1000 });
+    await dispatcher.start();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The start-up claim only (Node turns an overflowing interval into one of 1 ms: a claim every ms).
+    expect(calls.claims).toBe(1);
+  });
+
   it('one emit to an idle engine costs one claim and one next-due lookup', async () => {
     const target = await receiver();
     const { store, calls } = countingStore();

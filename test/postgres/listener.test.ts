@@ -8,12 +8,16 @@ import { waitFor } from './records.js';
 class FakeClient extends EventEmitter {
   readonly queries: string[] = [];
   released: unknown = 'no';
-  constructor(readonly hangPings: boolean) {
+  constructor(
+    readonly hangPings: boolean,
+    readonly hangListen = false,
+  ) {
     super();
   }
   query(text: string): Promise<unknown> {
     this.queries.push(text);
     if (text === 'SELECT 1' && this.hangPings) return new Promise(() => {});
+    if (text.startsWith('LISTEN') && this.hangListen) return new Promise(() => {});
     return Promise.resolve({ rows: [] });
   }
   release(arg?: unknown): void {
@@ -21,12 +25,15 @@ class FakeClient extends EventEmitter {
   }
 }
 
-function fakePool(plan: { hangPings?: boolean[]; connectDelayMs?: number } = {}) {
+function fakePool(plan: { hangPings?: boolean[]; hangListen?: boolean[]; connectDelayMs?: number } = {}) {
   const clients: FakeClient[] = [];
   const pool = {
     connect: async () => {
       if (plan.connectDelayMs) await new Promise((resolve) => setTimeout(resolve, plan.connectDelayMs));
-      const client = new FakeClient(plan.hangPings?.[clients.length] ?? false);
+      const client = new FakeClient(
+        plan.hangPings?.[clients.length] ?? false,
+        plan.hangListen?.[clients.length] ?? false,
+      );
       clients.push(client);
       return client;
     },
@@ -72,6 +79,30 @@ describe('NotificationListener', () => {
     expect(clients).toHaveLength(2); // the second connection answers its pings
     await listener.close();
     expect(clients[1]!.released).toBe(true);
+  });
+
+  it('treats a LISTEN without an answer as a lost connection, and close() does not wait for it', async () => {
+    const { pool, clients } = fakePool({ hangListen: [true, false, true] });
+    const errors: unknown[] = [];
+    const listener = new NotificationListener({
+      pool,
+      ...options,
+      pingTimeoutMs: 20,
+      onError: (error) => errors.push(error),
+    });
+    let calls = 0;
+    const unsubscribe = listener.subscribe(() => calls++);
+    await waitFor(() => calls === 1);
+    expect(clients).toHaveLength(2);
+    expect(clients[0]!.released).toBe(true);
+    expect(String(errors[0])).toMatch(/LISTEN statement got no answer/);
+    unsubscribe();
+    await waitFor(() => clients[1]!.released === true);
+    // A third session whose LISTEN hangs: closing it returns at once and gives the connection back.
+    listener.subscribe(() => calls++);
+    await waitFor(() => clients.length === 3);
+    await listener.close();
+    expect(clients[2]!.released).toBe(true);
   });
 
   it('reconnects after the connection reports an error, and a listener that throws breaks nothing', async () => {

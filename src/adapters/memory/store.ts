@@ -283,7 +283,9 @@ export function memoryStore(): Store {
       const record = webhooks.get(id);
       if (record === undefined) return false;
       webhooks.delete(id);
-      webhooksBySite.get(record.siteId)?.delete(id);
+      const siteWebhooks = webhooksBySite.get(record.siteId);
+      siteWebhooks?.delete(id);
+      if (siteWebhooks?.size === 0) webhooksBySite.delete(record.siteId);
       for (const deliveryId of deliveriesByWebhook.get(id) ?? []) forget(deliveryId);
       deliveriesByWebhook.delete(id);
       queues.delete(id);

@@ -118,7 +118,9 @@ export class NotificationListener {
         client.on('notification', (message: Notification) => {
           if (message.channel === channel) this.#fire();
         });
-        await client.query(listenSql);
+        // Bounded like a ping: on a connection that died silently (a NAT reset) LISTEN would never answer,
+        // and nothing else would notice, reconnect, or let close() return.
+        if (!(await this.#answered(client.query(listenSql), stopped))) return;
         backoff = minBackoff;
         if (!session.stopped) this.#fire();
         const unanswered = this.#ping(client);
@@ -137,6 +139,26 @@ export class NotificationListener {
       const jittered = backoff * (0.8 + Math.random() * 0.4);
       backoff = Math.min(backoff * 2, maxBackoff);
       await Promise.race([sleep(jittered), stopped]);
+    }
+  }
+
+  /**
+   * Whether `query` answered: false if the session stopped first; rejects if the query failed or got no
+   * answer within `pingTimeoutMs`.
+   */
+  async #answered(query: Promise<unknown>, stopped: Promise<void>): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const unanswered = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('the LISTEN statement got no answer')),
+        this.#options.pingTimeoutMs ?? 10_000,
+      );
+      timer.unref();
+    });
+    try {
+      return await Promise.race([query.then(() => true), stopped.then(() => false), unanswered]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

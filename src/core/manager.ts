@@ -269,11 +269,11 @@ export class WebhookManager<P = unknown> {
     const requeued = await this.#store.requeueDelivery(id, this.#now());
     if (requeued === null) {
       // The store also refuses a webhook disabled (or deleted) since it was read above: say which.
-      const now = await this.#store.getWebhook(webhook.id);
-      if (now === null) throw new WebhookError('delivery_not_found', MESSAGES.deliveryNotFound);
+      const latest = await this.#store.getWebhook(webhook.id);
+      if (latest === null) throw new WebhookError('delivery_not_found', MESSAGES.deliveryNotFound);
       throw new WebhookError(
         'delivery_not_redeliverable',
-        now.active
+        latest.active
           ? 'Only failed or discarded deliveries can be redelivered'
           : 'Webhook is disabled; re-enable it before redelivering',
       );

@@ -200,6 +200,17 @@ describePostgres('secrets at rest [postgres]', () => {
 });
 
 describe('reencryptSecrets', () => {
+  /** A manager without encryption and one webhook it created: its secret is stored in plaintext. */
+  const createdWithoutEncryption = async (store: Store) => {
+    const plain = new WebhookManager({ store, authorize, allowPrivateNetworks: true });
+    const { webhook } = await plain.create(owner, {
+      siteId: SITE,
+      url: 'https://example.com/h',
+      events: ['pageview'],
+    });
+    return { plain, webhook };
+  };
+
   it('needs a store with listAllWebhooks, and validates batchSize', async () => {
     const store = memoryStore();
     const bare: Store = { ...store, listAllWebhooks: undefined };
@@ -212,12 +223,7 @@ describe('reencryptSecrets', () => {
 
   it('without encryption changes nothing; with it, the memory store holds ciphertext too', async () => {
     const store = memoryStore();
-    const plain = new WebhookManager({ store, authorize, allowPrivateNetworks: true });
-    const { webhook } = await plain.create(owner, {
-      siteId: SITE,
-      url: 'https://example.com/h',
-      events: ['pageview'],
-    });
+    const { plain, webhook } = await createdWithoutEncryption(store);
     expect(await plain.reencryptSecrets()).toEqual({ scanned: 1, updated: 0 });
     const sealed = new WebhookManager({ store, authorize, encryption: ENC_K1 });
     expect(await sealed.reencryptSecrets()).toEqual({ scanned: 1, updated: 1 });
@@ -228,12 +234,7 @@ describe('reencryptSecrets', () => {
 
   it('lets a rotation that lands between its read and its write win', async () => {
     const store = memoryStore();
-    const plain = new WebhookManager({ store, authorize, allowPrivateNetworks: true });
-    const { webhook } = await plain.create(owner, {
-      siteId: SITE,
-      url: 'https://example.com/h',
-      events: ['pageview'],
-    });
+    const { webhook } = await createdWithoutEncryption(store);
     const owners = new WebhookManager({ store, authorize, encryption: ENC_K1 });
     let rotated: string | undefined;
     // The operator's re-read, just before its write, is where the owner's rotation lands.

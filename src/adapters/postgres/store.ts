@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { AttemptOutcome, CompletionEffect, SqlClient, Store, WriteOptions } from '../types.js';
 import { NotificationListener } from './listener.js';
 import { type Row, storableText, toAttempt, toDate, toDelivery, toWebhook } from './rows.js';
@@ -210,14 +210,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     }
   };
 
-  const transaction = <T>(work: (client: PoolClient) => Promise<T>): Promise<T> => inTransaction(pool, work);
-
   const store: PostgresStore = {
     schema,
     channel,
 
     async createWebhook(record, { maxPerSite }) {
-      return transaction(async (client) => {
+      return inTransaction(pool, async (client) => {
         await client.query(text.lockSite, [schema, record.siteId]);
         const { rows } = await client.query(text.insertWebhook, [
           record.id,

@@ -40,6 +40,18 @@ mapfile -t esm_only < <(node -e '
   }
 ')
 
+echo "==> no CommonJS build of an ESM-only subpath in the tarball"
+# tsup builds every entry in both formats; package.json's "files" leaves these out. A .cjs that no export
+# reaches would only mislead someone who requires it by path.
+packed="$(tar -tzf "$tarball")"
+for subpath in "${esm_only[@]}"; do
+  base="dist/${subpath#./}"
+  if grep -qE "^package/${base}\.(cjs|cjs\.map|d\.cts)\$" <<<"$packed"; then
+    echo "$tarball ships a CommonJS build of the ESM-only $subpath" >&2
+    exit 1
+  fi
+done
+
 echo "==> attw --profile node16"
 # Profile node16 checks node16-from-CJS, node16-from-ESM and bundler resolution for every entry, and
 # ignores only `node10` (moduleResolution "node"/"node10"): that pre-exports resolver cannot see subpath

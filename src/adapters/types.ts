@@ -101,11 +101,13 @@ export interface Store {
   deleteWebhook(id: string): Promise<boolean>;
 
   /**
-   * Records new deliveries. With `client`, writes (and reads subscribers, in `findSubscribers`) through the
-   * caller's SQL connection, inside the caller's transaction: the outbox pattern. Stores that cannot join
-   * a SQL transaction throw when given one.
+   * Records new deliveries and resolves to the ids of those it recorded, in input order. Deliveries of a
+   * webhook that no longer exists (deleted after the caller looked up subscribers) are left out. With
+   * `client`, writes (and reads subscribers, in `findSubscribers`) through the caller's SQL connection,
+   * inside the caller's transaction: the outbox pattern. Stores that cannot join a SQL transaction throw
+   * when given one.
    */
-  insertDeliveries(deliveries: DeliveryRecord[], options?: WriteOptions): Promise<void>;
+  insertDeliveries(deliveries: DeliveryRecord[], options?: WriteOptions): Promise<string[]>;
   /**
    * Moves up to `limit` due `pending` deliveries of active webhooks, and `delivering` ones whose lease
    * expired, to `delivering` with a lease until `now + leaseMs`. Earliest due first, except that at most

@@ -284,11 +284,11 @@ export class Dispatcher {
         });
       }
     }
-    if (records.length > 0) {
-      await this.#store.insertDeliveries(records, options);
-      this.#kick();
-    }
-    return records.map((record) => record.id);
+    if (records.length === 0) return [];
+    // Without the deliveries of a webhook deleted since its lookup: their ids would name nothing.
+    const recorded = await this.#store.insertDeliveries(records, options);
+    if (recorded.length > 0) this.#kick();
+    return recorded;
   }
 
   /** Starts delivering in the background: due work now, future retries exactly when due. */

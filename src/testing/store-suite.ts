@@ -209,7 +209,7 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       await store.createWebhook(record, { maxPerSite: 10 });
       const kept = delivery(record);
       const gone = webhook();
-      await store.insertDeliveries([kept, delivery(gone)]);
+      expect(await store.insertDeliveries([kept, delivery(gone)])).toEqual([kept.id]);
       expect((await store.listDeliveries({ siteId: record.siteId, limit: 10 })).map((d) => d.id)).toEqual([
         kept.id,
       ]);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_PAYLOAD_BYTES, USER_AGENT, WebhookError } from '../../src/index.js';
 import { verifyWebhook } from '../../src/verify.js';
-import { describeEachStore } from '../postgres/stores.js';
+import { createStore, describeEachStore } from '../postgres/stores.js';
 import { endlessBody, hang, redirect, reset, sequence, status } from '../support/hostile.js';
 import { latestDelivery, owner, pageview, receiver, SITE, setup, until } from './harness.js';
 
@@ -80,6 +80,29 @@ describeEachStore('dispatcher: delivery', () => {
       expect(new Set(target.requests.map((r) => r.headers['x-zta-webhook-id']))).toEqual(
         new Set([a.id, b.id]),
       );
+    });
+
+    it('returns only the ids it recorded when a webhook is deleted between lookup and insert', async () => {
+      const target = await receiver();
+      const base = await createStore();
+      const { dispatcher, subscribe, store } = await setup({
+        store: {
+          ...base,
+          // The moment an emit has looked its subscribers up, one of them is deleted.
+          findSubscribers: async (siteId, event, options) => {
+            const found = await base.findSubscribers(siteId, event, options);
+            await base.deleteWebhook(doomed.id);
+            return found;
+          },
+        },
+      });
+      const kept = await subscribe(target.url('/kept'), ['pageview']);
+      const doomed = await subscribe(target.url('/doomed'), ['pageview']);
+
+      const ids = await dispatcher.emit(pageview());
+      expect(ids).toHaveLength(1);
+      expect((await store.getDelivery(ids[0]!))?.webhookId).toBe(kept.id);
+      expect(await dispatcher.emit(pageview())).toHaveLength(1);
     });
 
     it('batches with emitMany, validating every event before recording any', async () => {

@@ -295,9 +295,11 @@ export function memoryStore(): Store {
 
     async insertDeliveries(records, options) {
       refuseSqlClient(options);
+      const recorded: string[] = [];
       for (const record of records) {
         // Deleted meanwhile (the caller looked up subscribers before): left out, as on Postgres.
         if (!webhooks.has(record.webhookId)) continue;
+        recorded.push(record.id);
         forget(record.id);
         const delivery = copyDelivery(record);
         deliveries.set(delivery.id, delivery);
@@ -307,7 +309,8 @@ export function memoryStore(): Store {
         schedule(delivery);
         settle(delivery);
       }
-      if (records.length > 0) notify();
+      if (recorded.length > 0) notify();
+      return recorded;
     },
 
     async claimDeliveries({ now, limit, leaseMs, perWebhookLimit = Number.POSITIVE_INFINITY, busyWebhooks }) {

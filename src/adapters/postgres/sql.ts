@@ -200,8 +200,10 @@ WHERE ${channelParam}::text IS NOT NULL`;
 }
 
 /**
- * One multi-row insert from 13 parallel arrays; `$14` channel or null. Deliveries of webhooks that no longer
- * exist are left out rather than failing the caller's transaction on the foreign key. The webhooks are
+ * One multi-row insert from 13 parallel arrays; `$14` channel or null. Returns the ids inserted and sends
+ * the notification (once: an uncorrelated sub-select) only if there is one. Deliveries
+ * of webhooks that no longer exist are left out rather than failing the caller's transaction on the foreign
+ * key. The webhooks are
  * locked FOR KEY SHARE first (the lock the foreign-key check takes anyway): a webhook whose DELETE has not
  * committed yet is waited for and then left out, where a plain EXISTS would still see it and the foreign
  * key would then fail the statement, and with it an outbox caller's transaction.
@@ -219,9 +221,9 @@ inserted AS (
     AS r(id, webhook_id, site_id, event, body, status, attempts, next_attempt_at, lease_expires_at,
       last_status_code, last_error, created_at, updated_at)
   WHERE r.webhook_id IN (SELECT id FROM live)
-  RETURNING 1
+  RETURNING id
 )
-${notifyIf('inserted', '$14')}`;
+SELECT i.id, (SELECT count(*) FROM (${notifyIf('inserted', '$14')}) n) AS notified FROM inserted i`;
 }
 
 /**

@@ -291,7 +291,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     },
 
     async insertDeliveries(records, writeOptions) {
-      if (records.length === 0) return;
+      if (records.length === 0) return [];
       // In a caller's transaction the NOTIFY must go with it (it is sent only if that commits). On the pool
       // it goes with the insert too while no other insert of this store is in progress; when some are, it
       // follows the commit and is shared with theirs (see wake-ups.ts).
@@ -299,8 +299,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       const onPool = client === undefined;
       const inline = !onPool || poolInserts === 0;
       if (onPool) poolInserts++;
+      let rows: Row[];
       try {
-        await run(
+        rows = await run(
           'insertDeliveries',
           [
             records.map((r) => r.id),
@@ -323,7 +324,10 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       } finally {
         if (onPool) poolInserts--;
       }
-      if (!inline) await wakeUps?.wake();
+      if (!inline && rows.length > 0) await wakeUps?.wake();
+      if (rows.length === records.length) return records.map((r) => r.id);
+      const recorded = new Set(rows.map((row) => row.id as string));
+      return records.filter((r) => recorded.has(r.id)).map((r) => r.id);
     },
 
     async claimDeliveries({ now, limit, leaseMs, perWebhookLimit, busyWebhooks }) {

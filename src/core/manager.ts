@@ -289,9 +289,8 @@ export class WebhookManager<P = unknown> {
    * run. An operator call: it takes no principal and checks no authorization, so never expose it to
    * tenants. Every key id still in use must be in `encryption.keys`; run it without `encryption` and it
    * changes nothing. A `rotateSecret` that lands between this method's read and write of the same webhook
-   * wins: the write is made only while the secret is still the one read. A `revokePreviousSecret` in that
-   * window is caught only by re-reading just before the write, which narrows but cannot close it (the revoked
-   * secret could come back, without an expiry, so unused): prefer running this when no owner is at work.
+   * wins, as does a `revokePreviousSecret`: the write is made only while both secrets are still the ones read
+   * (the webhook is then left for a later run, which finds it sealed with the current key already).
    */
   async reencryptSecrets(
     options: ReencryptSecretsOptions = {},
@@ -325,9 +324,15 @@ export class WebhookManager<P = unknown> {
         ) {
           continue; // rotated or deleted meanwhile: the new values were sealed with the current key already
         }
-        // Not a change the owner made, so the owner's updatedAt stays; written only while the secret is still
-        // the one read (a rotation in between wins).
-        const patch = { secret, previousSecret, updatedAt: fresh.updatedAt, ifSecret: record.secret };
+        // Not a change the owner made, so the owner's updatedAt stays; written only while both secrets are
+        // still the ones read (a rotation or a revocation in between wins).
+        const patch = {
+          secret,
+          previousSecret,
+          updatedAt: fresh.updatedAt,
+          ifSecret: record.secret,
+          ifPreviousSecret: record.previousSecret,
+        };
         if ((await store.updateWebhook(record.id, patch)) !== null) updated += 1;
       }
       if (page.length < batchSize) return { scanned, updated };

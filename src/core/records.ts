@@ -50,6 +50,11 @@ export type WebhookPatch = Partial<
    * nothing and return null. Rotation sets it, so two rotations at once cannot both build on one secret.
    */
   ifSecret?: string;
+  /**
+   * Apply only while the stored previous secret is still this one (null: none). Re-encryption sets it with
+   * `ifSecret`, so it cannot bring back a previous secret revoked between its read and its write.
+   */
+  ifPreviousSecret?: string | null;
 };
 
 export const DELIVERY_STATUSES = ['pending', 'delivering', 'succeeded', 'failed', 'discarded'] as const;

@@ -236,6 +236,41 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect(await store.getWebhook(record.id)).not.toHaveProperty('ifSecret');
     });
 
+    it('applies a patch with ifPreviousSecret only while the stored previous secret is that one', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      // No previous secret stored: a patch expecting one changes nothing, one expecting none applies.
+      expect(
+        await store.updateWebhook(record.id, {
+          description: 'x',
+          updatedAt: at(1),
+          ifPreviousSecret: 'whsec_p',
+        }),
+      ).toBeNull();
+      await store.updateWebhook(record.id, {
+        previousSecret: 'whsec_p',
+        updatedAt: at(2),
+        ifPreviousSecret: null,
+      });
+      expect((await store.getWebhook(record.id))!.previousSecret).toBe('whsec_p');
+      expect(
+        await store.updateWebhook(record.id, {
+          previousSecret: 'whsec_q',
+          updatedAt: at(3),
+          ifPreviousSecret: null,
+        }),
+      ).toBeNull();
+      expect(
+        await store.updateWebhook(record.id, {
+          previousSecret: 'whsec_q',
+          updatedAt: at(4),
+          ifSecret: record.secret,
+          ifPreviousSecret: 'whsec_p',
+        }),
+      ).toMatchObject({ previousSecret: 'whsec_q' });
+      expect(await store.getWebhook(record.id)).not.toHaveProperty('ifPreviousSecret');
+    });
+
     it('deletes a webhook with its deliveries and attempts', async () => {
       const record = webhook();
       await store.createWebhook(record, { maxPerSite: 1 });

@@ -255,4 +255,30 @@ describe('reencryptSecrets', () => {
     expect(cipher.open(stored.secret)).toBe(rotated);
     expect(cipher.open(stored.previousSecret!)).toBe(webhook.secret);
   });
+
+  it('lets a revocation of the previous secret that lands between its read and its write win', async () => {
+    const store = memoryStore();
+    const { plain, webhook } = await createdWithoutEncryption(store);
+    await plain.rotateSecret(owner, webhook.id, { overlapSeconds: 600 });
+    let revoked = false;
+    const racing: Store = {
+      ...store,
+      getWebhook: async (id) => {
+        const record = await store.getWebhook(id);
+        if (!revoked) {
+          revoked = true;
+          await plain.revokePreviousSecret(owner, id);
+        }
+        return record;
+      },
+    };
+    const operator = new WebhookManager({ store: racing, authorize: () => false, encryption: ENC_K1 });
+    expect(await operator.reencryptSecrets()).toEqual({ scanned: 1, updated: 0 });
+    const stored = (await store.getWebhook(webhook.id))!;
+    // The revoked secret stays gone (before, the write brought it back, sealed).
+    expect(stored).toMatchObject({ previousSecret: null, previousSecretExpiresAt: null });
+    // The webhook is left for a later run, which seals it.
+    expect(await operator.reencryptSecrets()).toEqual({ scanned: 1, updated: 1 });
+    expect((await store.getWebhook(webhook.id))!.secret).toMatch(/^zta:enc:v1:k1:/);
+  });
 });

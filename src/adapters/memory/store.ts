@@ -259,10 +259,11 @@ export function memoryStore(): Store {
       return found;
     },
 
-    async updateWebhook(id, { ifSecret, ...patch }: WebhookPatch) {
+    async updateWebhook(id, { ifSecret, ifPreviousSecret, ...patch }: WebhookPatch) {
       const record = webhooks.get(id);
       if (record === undefined) return null;
       if (ifSecret !== undefined && record.secret !== ifSecret) return null;
+      if (ifPreviousSecret !== undefined && record.previousSecret !== ifPreviousSecret) return null;
       const wasActive = record.active;
       Object.assign(
         record,

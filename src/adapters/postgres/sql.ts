@@ -148,10 +148,14 @@ export function updateWebhook(schema: string): string {
   const s = quoteSchema(schema);
   const set = (column: string, value: string) =>
     `${column} = CASE WHEN $2::jsonb ? '${column}' THEN ${value} ELSE w.${column} END`;
-  // `$4`: the secret the change expects (WebhookPatch.ifSecret) or null. Checked under the row lock, on the
-  // row's latest version once a concurrent change has committed.
+  // `$4`: the secret the change expects (WebhookPatch.ifSecret) or null; `$5`: whether it expects a previous
+  // secret, `$6` (ifPreviousSecret, null: none). Checked under the row lock, on the row's latest version
+  // once a concurrent change has committed.
   return `WITH old AS (
-  SELECT id, active FROM ${s}.webhooks WHERE id = $1 AND ($4::text IS NULL OR secret = $4) FOR NO KEY UPDATE
+  SELECT id, active FROM ${s}.webhooks
+  WHERE id = $1 AND ($4::text IS NULL OR secret = $4)
+    AND (NOT $5::boolean OR previous_secret IS NOT DISTINCT FROM $6::text)
+  FOR NO KEY UPDATE
 ),
 updated AS (
   UPDATE ${s}.webhooks w SET

@@ -281,7 +281,15 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if (patch.disabledReason !== undefined) columns.disabled_reason = patch.disabledReason;
       if (patch.consecutiveFailures !== undefined) columns.consecutive_failures = patch.consecutiveFailures;
       const ifSecret = patch.ifSecret === undefined ? null : secrets.seal(patch.ifSecret);
-      const [row] = await query(text.updateWebhook, [id, JSON.stringify(columns), patch.updatedAt, ifSecret]);
+      const { ifPreviousSecret } = patch;
+      const [row] = await query(text.updateWebhook, [
+        id,
+        JSON.stringify(columns),
+        patch.updatedAt,
+        ifSecret,
+        ifPreviousSecret !== undefined,
+        ifPreviousSecret === undefined || ifPreviousSecret === null ? null : secrets.seal(ifPreviousSecret),
+      ]);
       return row ? toWebhook(row, secrets) : null;
     },
 

@@ -102,7 +102,8 @@ export interface Store {
 
   /**
    * Records new deliveries and resolves to the ids of those it recorded, in input order. Deliveries of a
-   * webhook that no longer exists (deleted after the caller looked up subscribers) are left out. With
+   * webhook that no longer exists or is inactive (deleted or disabled after the caller looked up
+   * subscribers) are left out. With
    * `client`, writes (and reads subscribers, in `findSubscribers`) through the caller's SQL connection,
    * inside the caller's transaction: the outbox pattern. Stores that cannot join a SQL transaction throw
    * when given one.

@@ -186,22 +186,23 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect(await store.nextDueAt()).toBeNull();
     });
 
-    it('claims a webhook’s pending deliveries again once it is made active again', async () => {
+    it('claims a lease that expired while its webhook was inactive once it is made active again', async () => {
       const record = webhook();
       await store.createWebhook(record, { maxPerSite: 10 });
+      const d = delivery(record, { nextAttemptAt: at(0) });
+      await store.insertDeliveries([d]);
+      // Claimed by a worker that then died: the lease runs out while the webhook is disabled.
+      expect(await claimAll(at(1), { leaseMs: 4 })).toHaveLength(1);
       await store.updateWebhook(record.id, {
         active: false,
         disabledReason: 'Disabled by user',
-        updatedAt: at(1),
+        updatedAt: at(2),
       });
-      // Written while it was inactive (an emit that looked up its subscribers just before the disable).
-      const late = delivery(record, { nextAttemptAt: at(2) });
-      await store.insertDeliveries([late]);
       expect(await claimAll(at(10))).toEqual([]);
       expect(await store.nextDueAt()).toBeNull();
-      await store.updateWebhook(record.id, { active: true, disabledReason: null, updatedAt: at(3) });
-      expect(await store.nextDueAt()).toEqual(at(2));
-      expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([late.id]);
+      await store.updateWebhook(record.id, { active: true, disabledReason: null, updatedAt: at(11) });
+      expect(await store.nextDueAt()).toEqual(at(5));
+      expect((await claimAll(at(12))).map((c) => c.delivery.id)).toEqual([d.id]);
     });
 
     it('leaves out deliveries of a webhook that no longer exists', async () => {
@@ -214,6 +215,17 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
         kept.id,
       ]);
       expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([kept.id]);
+    });
+
+    it('leaves out deliveries of a webhook disabled since its subscribers were looked up', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      await store.updateWebhook(record.id, { active: false, updatedAt: at(1) });
+      expect(await store.insertDeliveries([delivery(record)])).toEqual([]);
+      expect(await store.listDeliveries({ siteId: record.siteId, limit: 10 })).toEqual([]);
+      // Enabled again, nothing stale goes out.
+      await store.updateWebhook(record.id, { active: true, updatedAt: at(2) });
+      expect(await claimAll(at(10))).toEqual([]);
     });
 
     it('applies a patch with ifSecret only while the stored secret is that one', async () => {

@@ -298,8 +298,8 @@ export function memoryStore(): Store {
       refuseSqlClient(options);
       const recorded: string[] = [];
       for (const record of records) {
-        // Deleted meanwhile (the caller looked up subscribers before): left out, as on Postgres.
-        if (!webhooks.has(record.webhookId)) continue;
+        // Deleted or disabled meanwhile (the caller looked up subscribers before): left out, as on Postgres.
+        if (webhooks.get(record.webhookId)?.active !== true) continue;
         recorded.push(record.id);
         forget(record.id);
         const delivery = copyDelivery(record);

@@ -205,17 +205,19 @@ WHERE ${channelParam}::text IS NOT NULL`;
 
 /**
  * One multi-row insert from 13 parallel arrays; `$14` channel or null. Returns the ids inserted and sends
- * the notification (once: an uncorrelated sub-select) only if there is one. Deliveries
- * of webhooks that no longer exist are left out rather than failing the caller's transaction on the foreign
- * key. The webhooks are
- * locked FOR KEY SHARE first (the lock the foreign-key check takes anyway): a webhook whose DELETE has not
+ * the notification (once: an uncorrelated sub-select) only if there is one. Deliveries of webhooks that no
+ * longer exist are left out rather than failing the caller's transaction on the foreign key, and so are
+ * those of webhooks disabled since the caller looked up subscribers (the disable discarded the webhook's
+ * pending deliveries; one inserted after it would wait for a re-enable and then go out stale; a disable
+ * committing while this statement runs is not seen, a window of one statement). The webhooks are locked
+ * FOR KEY SHARE first (the lock the foreign-key check takes anyway): a webhook whose DELETE has not
  * committed yet is waited for and then left out, where a plain EXISTS would still see it and the foreign
  * key would then fail the statement, and with it an outbox caller's transaction.
  */
 export function insertDeliveries(schema: string): string {
   const s = quoteSchema(schema);
   return `WITH live AS MATERIALIZED (
-  SELECT id FROM ${s}.webhooks WHERE id = ANY ($2::text[]) FOR KEY SHARE
+  SELECT id FROM ${s}.webhooks WHERE id = ANY ($2::text[]) AND active FOR KEY SHARE
 ),
 inserted AS (
   INSERT INTO ${s}.deliveries (id, webhook_id, site_id, event, body, status, attempts, next_attempt_at,

@@ -103,10 +103,9 @@ export interface Store {
   /**
    * Records new deliveries and resolves to the ids of those it recorded, in input order. Deliveries of a
    * webhook that no longer exists or is inactive (deleted or disabled after the caller looked up
-   * subscribers) are left out. With
-   * `client`, writes (and reads subscribers, in `findSubscribers`) through the caller's SQL connection,
-   * inside the caller's transaction: the outbox pattern. Stores that cannot join a SQL transaction throw
-   * when given one.
+   * subscribers) are left out. With `client`, writes (and reads subscribers, in `findSubscribers`) through
+   * the caller's SQL connection, inside the caller's transaction: the outbox pattern. Stores that cannot
+   * join a SQL transaction throw when given one.
    */
   insertDeliveries(deliveries: DeliveryRecord[], options?: WriteOptions): Promise<string[]>;
   /**

@@ -285,7 +285,7 @@ export class Dispatcher {
       }
     }
     if (records.length === 0) return [];
-    // Without the deliveries of a webhook deleted since its lookup: their ids would name nothing.
+    // Without the deliveries of a webhook deleted or disabled since its lookup: their ids would name nothing.
     const recorded = await this.#store.insertDeliveries(records, options);
     if (recorded.length > 0) this.#kick();
     return recorded;

@@ -290,7 +290,7 @@ export class WebhookManager<P = unknown> {
    * tenants. Every key id still in use must be in `encryption.keys`; run it without `encryption` and it
    * changes nothing. A `rotateSecret` that lands between this method's read and write of the same webhook
    * wins, as does a `revokePreviousSecret`: the write is made only while both secrets are still the ones read
-   * (the webhook is then left for a later run, which finds it sealed with the current key already).
+   * (that webhook is then left as it is; a later run reseals it if it still needs it).
    */
   async reencryptSecrets(
     options: ReencryptSecretsOptions = {},

@@ -592,7 +592,7 @@ export class Dispatcher {
       statusCode,
       errorCode,
       durationMs,
-      ...(result.kind === 'error' && { reason: result.message }),
+      ...(result.kind === 'error' && { reason: redactSecrets(result.message) }),
     };
     if (verdict.next.status === 'failed') {
       this.#notify('delivery:failed', outcome);

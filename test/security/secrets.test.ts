@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createWebhooksApi } from '../../src/http/handler.js';
-import { Dispatcher, type Store, WebhookError, WebhookManager } from '../../src/index.js';
+import { Dispatcher, type Store, type Transport, WebhookError, WebhookManager } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
 import { hang, redirect, status } from '../support/hostile.js';
 import type { Handler, Receiver } from '../support/receiver.js';
@@ -280,5 +280,35 @@ describe('store errors the dispatcher logs', () => {
     await dispatcher.stop();
     expect(logs.some((line) => line.message.startsWith('could not claim deliveries'))).toBe(true);
     for (const needle of needles(secret)) expect(safeJson(logs)).not.toContain(needle);
+  });
+});
+
+describe('transport errors the dispatcher logs', () => {
+  // A custom transport's error message goes to the log as the attempt's `reason`: it may quote the
+  // request, headers included.
+  it('masks a secret quoted in the message of a failed attempt', async () => {
+    const store = memoryStore();
+    const manager = new WebhookManager({ store, authorize: () => true, allowPrivateNetworks: true });
+    const { webhook } = await manager.create(null, {
+      siteId: SITE,
+      url: 'https://hooks.example.com/in',
+      events: ['pageview'],
+    });
+    const transport: Transport = {
+      send: async () => ({ kind: 'error', errorCode: 'network', message: `proxy refused ${webhook.secret}` }),
+      close: async () => {},
+    };
+    const logs: LogLine[] = [];
+    const dispatcher = new Dispatcher({
+      store,
+      transport,
+      logger: capturingLogger(logs),
+      retry: { delaysMs: [] },
+    });
+    await dispatcher.emit({ siteId: SITE, event: 'pageview', data: { path: '/a' } });
+    await dispatcher.runDue();
+    const failed = logs.find((line) => line.message === 'webhook delivery failed');
+    expect(failed?.fields).toMatchObject({ reason: 'proxy refused whsec_[redacted]' });
+    for (const needle of needles(webhook.secret)) expect(safeJson(logs)).not.toContain(needle);
   });
 });

@@ -71,6 +71,8 @@ describe('retry schedule (fake timers)', () => {
     expect(calls).toHaveLength(2);
     await vi.advanceTimersByTimeAsync(1);
     expect(calls.map((c) => c.at - start)).toEqual([0, 5_000, 30_000]);
+    // The spec's request timeout, by default: 5 seconds per attempt.
+    expect(calls.map((c) => c.request.timeoutMs)).toEqual([5_000, 5_000, 5_000]);
 
     await vi.advanceTimersByTimeAsync(10 * 60_000);
     expect(calls).toHaveLength(3);

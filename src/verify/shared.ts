@@ -12,9 +12,10 @@ export type SignatureHeader = string | readonly string[] | null | undefined;
 
 /**
  * One webhook secret (`whsec_…`), or several during a secret rotation: the signature is accepted when it
- * matches any of them. Empty strings and non-strings in a list are skipped.
+ * matches any of them. Empty strings and non-strings in a list are skipped, so a list may hold an unset
+ * environment variable (`[process.env.SECRET, process.env.SECRET_PREVIOUS]`).
  */
-export type WebhookSecret = string | readonly string[];
+export type WebhookSecret = string | readonly (string | null | undefined)[];
 
 /**
  * Request headers, in any of the forms servers hand them over:

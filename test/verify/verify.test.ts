@@ -198,6 +198,13 @@ describe('verifyWebhook: rejections', () => {
     expect(verifyWebhook(BODY, SIGNATURE, secret as string)).toBe(false);
   });
 
+  it('takes a list with an unset entry (an environment variable not set), typed as such', () => {
+    const unset: string | undefined = process.env.ZTA_TEST_UNSET_SECRET_VARIABLE;
+    expect(unset).toBeUndefined();
+    expect(verifyWebhook(BODY, SIGNATURE, [unset, SECRET])).toBe(true);
+    expect(verifyWebhook(BODY, SIGNATURE, [unset, null])).toBe(false);
+  });
+
   it('rejects an empty secret even when the signature was made with it', () => {
     const signature = reference(BODY, '');
     expect(verifyWebhook(BODY, signature, '')).toBe(false);

@@ -43,11 +43,18 @@ mapfile -t esm_only < <(node -e '
 echo "==> no CommonJS build of an ESM-only subpath in the tarball"
 # tsup builds every entry in both formats; package.json's "files" leaves these out. A .cjs that no export
 # reaches would only mislead someone who requires it by path.
+# The CommonJS twins of each ESM-only export's own file (its "import" target, e.g. ./dist/testing.js).
+mapfile -t cjs_twins < <(node -e '
+  const { exports: map = {} } = require("./package.json");
+  for (const key of process.argv.slice(1)) {
+    const file = map[key].import.default.replace(/^\.\//, "").replace(/\.js$/, "");
+    for (const ext of [".cjs", ".cjs.map", ".d.cts"]) console.log(file + ext);
+  }
+' "${esm_only[@]}")
 packed="$(tar -tzf "$tarball")"
-for subpath in "${esm_only[@]}"; do
-  base="dist/${subpath#./}"
-  if grep -qE "^package/${base}\.(cjs|cjs\.map|d\.cts)\$" <<<"$packed"; then
-    echo "$tarball ships a CommonJS build of the ESM-only $subpath" >&2
+for file in "${cjs_twins[@]}"; do
+  if grep -qxF "package/$file" <<<"$packed"; then
+    echo "$tarball ships $file, a CommonJS build of an ESM-only export" >&2
     exit 1
   fi
 done

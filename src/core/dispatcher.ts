@@ -286,7 +286,9 @@ export class Dispatcher {
     }
     if (records.length === 0) return [];
     // Without the deliveries of a webhook deleted or disabled since its lookup: their ids would name nothing.
-    const recorded = await this.#store.insertDeliveries(records, options);
+    const returned: unknown = await this.#store.insertDeliveries(records, options);
+    // A store written before insertDeliveries returned ids resolves to nothing: it recorded them all.
+    const recorded = Array.isArray(returned) ? (returned as string[]) : records.map((record) => record.id);
     if (recorded.length > 0) this.#kick();
     return recorded;
   }

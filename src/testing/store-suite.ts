@@ -210,11 +210,32 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       await store.createWebhook(record, { maxPerSite: 10 });
       const kept = delivery(record);
       const gone = webhook();
-      expect(await store.insertDeliveries([kept, delivery(gone)])).toEqual([kept.id]);
-      expect((await store.listDeliveries({ siteId: record.siteId, limit: 10 })).map((d) => d.id)).toEqual([
-        kept.id,
-      ]);
-      expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([kept.id]);
+      const alsoKept = delivery(record);
+      // The ids recorded, in input order.
+      expect(await store.insertDeliveries([kept, delivery(gone), alsoKept])).toEqual([kept.id, alsoKept.id]);
+      const both = [kept.id, alsoKept.id].sort();
+      const listed = await store.listDeliveries({ siteId: record.siteId, limit: 10 });
+      expect(listed.map((d) => d.id).sort()).toEqual(both);
+      expect((await claimAll(at(10))).map((c) => c.delivery.id).sort()).toEqual(both);
+    });
+
+    it('discards, on re-enable, deliveries left pending while the webhook was inactive', async () => {
+      const record = webhook();
+      await store.createWebhook(record, { maxPerSite: 10 });
+      const d = delivery(record, { nextAttemptAt: at(0) });
+      await store.insertDeliveries([d]);
+      expect(await claimAll(at(1))).toHaveLength(1);
+      await store.updateWebhook(record.id, { active: false, updatedAt: at(2) });
+      // A worker stopping hands its claim back while the webhook is disabled.
+      await store.releaseDeliveries([d.id], at(3));
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'pending' });
+      await store.updateWebhook(record.id, { active: true, updatedAt: at(4) });
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'discarded', nextAttemptAt: null });
+      expect(await claimAll(at(10))).toEqual([]);
+      // What is recorded after the re-enable goes out.
+      const fresh = delivery(record, { nextAttemptAt: at(5) });
+      expect(await store.insertDeliveries([fresh])).toEqual([fresh.id]);
+      expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([fresh.id]);
     });
 
     it('leaves out deliveries of a webhook disabled since its subscribers were looked up', async () => {

@@ -105,6 +105,22 @@ describeEachStore('dispatcher: delivery', () => {
       expect(await dispatcher.emit(pageview())).toHaveLength(1);
     });
 
+    it('takes a store whose insertDeliveries resolves to nothing (the contract before ids) as recording all', async () => {
+      const target = await receiver();
+      const base = await createStore();
+      const legacy = {
+        ...base,
+        insertDeliveries: async (...args: Parameters<typeof base.insertDeliveries>) => {
+          await base.insertDeliveries(...args);
+        },
+      } as unknown as typeof base;
+      const { dispatcher, subscribe, store } = await setup({ store: legacy });
+      await subscribe(target.url());
+      const ids = await dispatcher.emitMany([pageview('/1'), pageview('/2')]);
+      expect(ids).toHaveLength(2);
+      for (const id of ids) expect(await store.getDelivery(id)).not.toBeNull();
+    });
+
     it('batches with emitMany, validating every event before recording any', async () => {
       const target = await receiver();
       const { dispatcher, subscribe, store } = await setup();

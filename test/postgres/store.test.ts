@@ -249,6 +249,29 @@ describePostgres('postgresStore', () => {
     }
   });
 
+  it('an outbox emit committed after a disable is discarded when the webhook is enabled again', async () => {
+    // FOR KEY SHARE does not wait for the disable (a stronger lock would make emits and completions queue
+    // behind each other's transactions), so the caller's rows land pending on the inactive webhook.
+    await db.truncate();
+    const store = db.store();
+    const hook = webhook();
+    await store.createWebhook(hook, { maxPerSite: 10 });
+    const caller = await db.pool.connect();
+    try {
+      await caller.query('BEGIN');
+      const [id] = await store.insertDeliveries([delivery(hook)], { client: caller });
+      await store.updateWebhook(hook.id, { active: false, updatedAt: at(1) });
+      await caller.query('COMMIT');
+      expect(await store.getDelivery(id!)).toMatchObject({ status: 'pending' });
+      expect(await store.claimDeliveries({ now: at(10), limit: 10, leaseMs: 1000 })).toEqual([]);
+      await store.updateWebhook(hook.id, { active: true, updatedAt: at(2) });
+      expect(await store.getDelivery(id!)).toMatchObject({ status: 'discarded' });
+      expect(await store.claimDeliveries({ now: at(10), limit: 10, leaseMs: 1000 })).toEqual([]);
+    } finally {
+      caller.release();
+    }
+  });
+
   it('NOTIFYs subscribers in any process within milliseconds of a commit, and not for a rollback', async () => {
     const { store, hook, woken: calls, stop } = await subscribedElsewhere();
     try {
@@ -272,6 +295,11 @@ describePostgres('postgresStore', () => {
       } finally {
         client.release();
       }
+
+      // Nothing recorded (the webhook is gone), nothing sent.
+      expect(await store.insertDeliveries([delivery(webhook())])).toEqual([]);
+      await sleep(100);
+      expect(calls).toHaveLength(2);
 
       await store.insertDeliveries([delivery(hook)]);
       await waitFor(() => calls.length === 3);

@@ -271,7 +271,8 @@ export function memoryStore(): Store {
         patch.events ? { events: [...patch.events] } : {},
         patch.signatureSchemes ? { signatureSchemes: [...patch.signatureSchemes] } : {},
       );
-      if (wasActive && !record.active) discardPending(id, patch.updatedAt);
+      // Both ways: pending on an inactive webhook can only be left from before it was disabled (see Store).
+      if (wasActive !== record.active) discardPending(id, patch.updatedAt);
       // While inactive, its ready entry was dropped (nextReady skips inactive webhooks): arm it again.
       if (!wasActive && record.active) {
         const top = earliest(id);

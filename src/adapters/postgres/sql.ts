@@ -150,7 +150,9 @@ export function updateWebhook(schema: string): string {
     `${column} = CASE WHEN $2::jsonb ? '${column}' THEN ${value} ELSE w.${column} END`;
   // `$4`: the secret the change expects (WebhookPatch.ifSecret) or null; `$5`: whether it expects a previous
   // secret, `$6` (ifPreviousSecret, null: none). Checked under the row lock, on the row's latest version
-  // once a concurrent change has committed.
+  // once a concurrent change has committed. Disabling discards the webhook's pending deliveries, and so does
+  // enabling it again: whatever is pending then was left while it was inactive (released by a stopping
+  // worker, or inserted by an outbox transaction that committed after the disable), and is stale.
   return `WITH old AS (
   SELECT id, active FROM ${s}.webhooks
   WHERE id = $1 AND ($4::text IS NULL OR secret = $4)
@@ -179,7 +181,7 @@ updated AS (
   RETURNING w.*, old.active AS was_active
 ),
 discarded (n) AS MATERIALIZED (
-  SELECT ${s}.discard_pending(u.id, $3, '{}') FROM updated u WHERE u.was_active AND NOT u.active
+  SELECT ${s}.discard_pending(u.id, $3, '{}') FROM updated u WHERE u.was_active <> u.active
 )
 SELECT u.*, (SELECT sum(n) FROM discarded) AS discarded FROM updated u`;
 }

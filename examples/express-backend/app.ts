@@ -80,6 +80,8 @@ export function createBackend(options: BackendOptions = {}): Backend {
   const usersByDigest = new Map(Object.entries(users).map(([token, user]) => [digest(token), user]));
   const knownSites = new Set(Object.values(users).flatMap((user) => user.sites));
 
+  // Without `encryption`, webhook secrets are stored as they are (in plain text, on Postgres too); in
+  // production pass `encryption` here and to the Dispatcher (README, "Encrypting secrets at rest").
   const manager = new WebhookManager<User>({
     store,
     authorize: (user, siteId) => user.sites.includes(siteId),
@@ -115,7 +117,8 @@ export function createBackend(options: BackendOptions = {}): Backend {
     }),
   );
 
-  // What a tracking script on the site calls. Public, as collectors are; the site must exist.
+  // What a tracking script on the site calls. Public, as collectors are; the site must exist. An async
+  // handler: Express 5 passes its rejection to the error handler; on Express 4 wrap it (or catch inside).
   app.post('/collect', express.json({ limit: '16kb' }), async (req, res) => {
     if (!req.is('application/json')) {
       res.status(415).json({ error: 'Content-Type must be application/json' });

@@ -46,7 +46,12 @@ export interface ReceiverStats {
   signaturesPassed: number;
   /** Requests answered 401 Invalid signature. */
   signaturesFailed: number;
-  /** Verified deliveries already seen (a retry after a lost response, a replay): answered 200, not processed. */
+  /**
+   * Verified deliveries whose id was already seen (a retry after a lost response, a captured request sent
+   * again as it was): answered 200, not processed. `X-ZTA-Delivery-ID` is not signed, so a replay under a
+   * new id gets through; the Standard Webhooks scheme signs the id and a timestamp (README, "Replay
+   * protection").
+   */
   duplicates: number;
   processed: number;
   processingFailed: number;

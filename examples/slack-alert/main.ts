@@ -27,8 +27,12 @@ const receiver = createSlackAlert({
   slackWebhookUrl: env.SLACK_WEBHOOK_URL,
   secret: [env.ZTA_WEBHOOK_SECRET, env.ZTA_WEBHOOK_SECRET_PREVIOUS ?? ''],
   onPosted: (message) => console.log(`posted to Slack: ${message.text}`),
-  onError: (error, { deliveryId }) =>
-    console.error(`alert ${deliveryId} not posted: ${error instanceof Error ? error.message : error}`),
+  onError: (error, { deliveryId }) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    // `cause` is already scrubbed of the Slack URL (app.ts): say why Slack could not be reached.
+    const cause = error instanceof Error && typeof error.cause === 'string' ? ` (${error.cause})` : '';
+    console.error(`alert ${deliveryId} not posted: ${reason}${cause}`);
+  },
 });
 const server = await receiver.listen({
   host: env.HOST || '127.0.0.1',

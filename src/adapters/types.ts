@@ -136,8 +136,9 @@ export interface Store {
   /** Oldest first. */
   listAttempts(deliveryIds: readonly string[]): Promise<AttemptRecord[]>;
   /**
-   * A `failed` or `discarded` delivery of an active webhook becomes `pending` again, due at `now`; null if
-   * the delivery is not in such a state or its webhook is not active (checked atomically with the change).
+   * A finished (`succeeded`, `failed` or `discarded`) delivery of an active webhook becomes `pending` again,
+   * due at `now`; null if the delivery is pending or in flight, or its webhook is not active (checked
+   * atomically with the change).
    */
   requeueDelivery(id: string, now: Date): Promise<DeliveryRecord | null>;
   /**

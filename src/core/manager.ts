@@ -252,7 +252,10 @@ export class WebhookManager<P = unknown> {
     };
   }
 
-  /** Queues a failed or discarded delivery again, from attempt 1. The webhook must be active. */
+  /**
+   * Queues a finished delivery (succeeded, failed or discarded) again, from attempt 1, with the same id: a
+   * resend, as when a receiver answered 200 and then lost the event. The webhook must be active.
+   */
   async redeliver(principal: P, deliveryId: string): Promise<{ delivery: Delivery }> {
     const id = parse(webhookIdSchema, deliveryId);
     const delivery = await this.#store.getDelivery(id);
@@ -274,7 +277,7 @@ export class WebhookManager<P = unknown> {
       throw new WebhookError(
         'delivery_not_redeliverable',
         latest.active
-          ? 'Only failed or discarded deliveries can be redelivered'
+          ? 'Only finished deliveries can be redelivered'
           : 'Webhook is disabled; re-enable it before redelivering',
       );
     }

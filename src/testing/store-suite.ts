@@ -601,16 +601,23 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([d.id]);
     });
 
-    it('requeues only failed or discarded deliveries, from attempt 0', async () => {
+    it('requeues only finished deliveries, from attempt 0', async () => {
       const d = delivery(hook);
       await store.insertDeliveries([d]);
       expect(await store.requeueDelivery(d.id, at(1))).toBeNull();
       await claimAll(at(0));
+      // In flight: not yet.
+      expect(await store.requeueDelivery(d.id, at(1))).toBeNull();
       await complete({ attempt: failedAttempt(d, 1), next: { status: 'failed' } });
       const requeued = await store.requeueDelivery(d.id, at(50));
       expect(requeued).toMatchObject({ id: d.id, status: 'pending', attempts: 0, nextAttemptAt: at(50) });
       expect((await claimAll(at(50))).map((c) => c.delivery.id)).toEqual([d.id]);
       expect(await store.requeueDelivery('dlv_missing', at(1))).toBeNull();
+      // A succeeded one too (a resend): the receiver answered but lost it.
+      await complete({ attempt: attempt(d, 1, { startedAt: at(60) }), next: { status: 'succeeded' } });
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'succeeded' });
+      expect(await store.requeueDelivery(d.id, at(70))).toMatchObject({ status: 'pending', attempts: 0 });
+      expect((await claimAll(at(70))).map((c) => c.delivery.id)).toEqual([d.id]);
     });
 
     it('requeues nothing of an inactive webhook (it would stay pending for good)', async () => {

@@ -1,5 +1,6 @@
 // The express-receiver example over real HTTPS: fed by a real Dispatcher, it verifies every delivery,
-// answers 200 before processing, processes each delivery id once (retries and replays are skipped),
+// answers 200 before processing, processes each delivery id once (retries, and requests sent again as they
+// were, are skipped),
 // counts signature checks, lets a redelivery through when processing failed, and stays bounded.
 import { describe, expect, it } from 'vitest';
 import {
@@ -115,7 +116,7 @@ describe('express-receiver example', () => {
     expect(processed).toHaveLength(1);
   });
 
-  it('processes a delivery id once: a retry or a replay gets 200 and is skipped', async () => {
+  it('processes a delivery id once: a retry, or the same request again, gets 200 and is skipped', async () => {
     const processed: string[] = [];
     const { receiver, url, http } = await startReceiver({
       secret: 'whsec_s',
@@ -172,8 +173,9 @@ describe('express-receiver example', () => {
     let failNext = true;
     const errors: unknown[] = [];
     const processed: string[] = [];
-    const { receiver, url, http } = await startReceiver({
-      secret: 'whsec_s',
+    const secrets = new Map<string, string>();
+    const { receiver, url } = await startReceiver({
+      getSecret: (webhookId) => secrets.get(webhookId),
       process: (d) => {
         if (failNext) {
           failNext = false;
@@ -183,14 +185,20 @@ describe('express-receiver example', () => {
       },
       onError: (error) => errors.push(error),
     });
-    // A redelivery (POST /api/webhooks/redeliver) carries the same delivery id and body.
-    const request = signed(body(), 'whsec_s', { 'x-zta-delivery-id': 'dlv_retry_me' });
-    expect((await http.raw(url, request)).status).toBe(200);
+    const { manager, dispatcher, store } = await startSender();
+    const { webhook } = await manager.create(owner, { siteId: SITE, url, events: ['pageview'] });
+    secrets.set(webhook.id, webhook.secret);
+    const [id] = await dispatcher.emit({ siteId: SITE, event: 'pageview', data: { path: '/' } });
+    await eventually(() => errors.length === 1, 'the failed processing');
     await receiver.idle();
+    // The receiver answered 200 before processing, so for the sender the delivery succeeded.
+    await eventually(async () => (await store.getDelivery(id!))?.status === 'succeeded', 'succeeded');
     expect(errors).toEqual([new Error('database down')]);
-    expect((await http.raw(url, request)).status).toBe(200);
-    await receiver.idle();
-    expect(processed).toEqual(['dlv_retry_me']);
+
+    // The owner resends it (POST /api/webhooks/redeliver does the same): same delivery id, same body.
+    await manager.redeliver(owner, id!);
+    await eventually(() => processed.length === 1, 'the redelivery processed');
+    expect(processed).toEqual([id]);
     expect(receiver.stats).toMatchObject({ processingFailed: 1, processed: 1, duplicates: 0 });
   });
 

@@ -179,7 +179,7 @@ describeEachStore('http: extensions', () => {
       );
     });
 
-    it('redelivers a failed delivery (202), which then succeeds; a succeeded one is a 409', async () => {
+    it('redelivers a failed delivery (202), which then succeeds; a succeeded one again (a resend), not a pending one', async () => {
       const { call, dispatcher, target, webhook } = await withDeliveries(400);
       const [deliveryId] = await dispatcher.emit(pageview());
       await dispatcher.runDue();
@@ -197,9 +197,19 @@ describeEachStore('http: extensions', () => {
         deliveries: [{ id: deliveryId, status: 'succeeded', lastStatusCode: 200 }],
       });
 
-      const again = await call('POST', `/api/webhooks/redeliver?id=${deliveryId}`);
-      expect(again.status).toBe(409);
-      expect(again.body).toStrictEqual({ error: 'Only failed or discarded deliveries can be redelivered' });
+      // The receiver answered 200 and then lost the event: send it again, with the same delivery id.
+      const resend = await call('POST', `/api/webhooks/redeliver?id=${deliveryId}`);
+      expect(resend.status).toBe(202);
+      expect(resend.body).toMatchObject({ delivery: { id: deliveryId, status: 'pending' } });
+      const pending = await call('POST', `/api/webhooks/redeliver?id=${deliveryId}`);
+      expect(pending.status).toBe(409);
+      expect(pending.body).toStrictEqual({ error: 'Only finished deliveries can be redelivered' });
+      await dispatcher.runDue();
+      expect(target.requests.map((r) => r.headers['x-zta-delivery-id'])).toEqual([
+        deliveryId,
+        deliveryId,
+        deliveryId,
+      ]);
     });
 
     it('refuses to redeliver to a disabled webhook (409) and an unknown delivery (404)', async () => {

@@ -13,7 +13,7 @@ import { DueQueue } from './due-queue.js';
 
 /** Deliveries that can no longer change by themselves: archived, and what retention may delete. */
 const FINISHED: ReadonlySet<DeliveryRecord['status']> = new Set(['succeeded', 'failed', 'discarded']);
-const REQUEUEABLE: ReadonlySet<DeliveryRecord['status']> = new Set(['failed', 'discarded']);
+const REQUEUEABLE: ReadonlySet<DeliveryRecord['status']> = new Set(['succeeded', 'failed', 'discarded']);
 
 const copyWebhook = (record: WebhookRecord): WebhookRecord => ({
   ...record,

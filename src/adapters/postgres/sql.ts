@@ -767,7 +767,7 @@ export function requeueDelivery(schema: string): string {
 requeued AS (
   UPDATE ${s}.deliveries
   SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_expires_at = NULL, updated_at = $2
-  WHERE id = $1 AND status IN ('failed', 'discarded') AND webhook_id IN (SELECT id FROM active_hook)
+  WHERE id = $1 AND status IN ('succeeded', 'failed', 'discarded') AND webhook_id IN (SELECT id FROM active_hook)
   RETURNING *
 )
 SELECT r.*, (SELECT count(*) FROM (${notifyIf('requeued', '$3')}) AS woke) AS notified

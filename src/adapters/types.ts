@@ -119,8 +119,12 @@ export interface Store {
   claimDeliveries(options: ClaimOptions): Promise<ClaimedDelivery[]>;
   /**
    * Records each attempt and applies its outcome to the delivery and its webhook: `lastTriggered`, the
-   * consecutive-failure count, and disabling (which discards the webhook's pending deliveries). An outcome
-   * whose `leaseExpiresAt` no longer holds the delivery is only recorded (see `AttemptOutcome`).
+   * consecutive-failure count, and disabling (which discards the webhook's pending deliveries). Outcomes
+   * take effect in batch order, as if completed one by one: an outcome whose `leaseExpiresAt` no longer
+   * holds the delivery (claimed again, or finished, also by an earlier outcome of the same batch) is only
+   * recorded (see `AttemptOutcome`). A store whose write can be retried after an unknown result (a lost
+   * connection) must not record an outcome it already recorded (same delivery, attempt number and start
+   * time); the memory store, whose writes cannot fail halfway, does not check.
    */
   completeAttempts(outcomes: AttemptOutcome[]): Promise<CompletionEffect[]>;
   /** Returns `delivering` deliveries to `pending`, due at `now` (a worker stopping without attempting). */

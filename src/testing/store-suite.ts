@@ -238,6 +238,20 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([fresh.id]);
     });
 
+    it('ignores keys of a patch given as undefined', async () => {
+      const record = webhook({ description: 'keep' });
+      await store.createWebhook(record, { maxPerSite: 10 });
+      const d = delivery(record);
+      await store.insertDeliveries([d]);
+      const patched = await store.updateWebhook(record.id, {
+        active: undefined,
+        description: undefined,
+        updatedAt: at(1),
+      });
+      expect(patched).toMatchObject({ active: true, description: 'keep', updatedAt: at(1) });
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'pending' });
+    });
+
     it('leaves out deliveries of a webhook disabled since its subscribers were looked up', async () => {
       const record = webhook();
       await store.createWebhook(record, { maxPerSite: 10 });
@@ -387,6 +401,39 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       const again = await claimAll(at(1000), { leaseMs: 1000 });
       expect(again.map((c) => c.delivery.id)).toEqual([d.id]);
       expect(again[0]!.delivery.leaseExpiresAt).toEqual(at(2000));
+    });
+
+    it('hands out a delivery once per claim, even under a lease that ends at once', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      expect((await claimAll(at(0), { leaseMs: 0 })).map((c) => c.delivery.id)).toEqual([d.id]);
+      // Expired, it is claimed again by the next call.
+      expect((await claimAll(at(1), { leaseMs: 1000 })).map((c) => c.delivery.id)).toEqual([d.id]);
+    });
+
+    it('applies only the first of two outcomes under one lease in one batch (the second is late)', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      const [claimed] = await claimAll(at(0), { leaseMs: 1000 });
+      const lease = claimed!.delivery.leaseExpiresAt!;
+      await store.completeAttempts([
+        {
+          attempt: attempt(d, 1, { startedAt: at(100) }),
+          next: { status: 'succeeded' },
+          maxConsecutiveFailures: 3,
+          leaseExpiresAt: lease,
+        },
+        {
+          attempt: attempt(d, 1, { startedAt: at(200), statusCode: 410, ok: false }),
+          next: { status: 'failed' },
+          disableReason: 'Endpoint answered 410 Gone',
+          maxConsecutiveFailures: 3,
+          leaseExpiresAt: lease,
+        },
+      ]);
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'succeeded', lastStatusCode: 200 });
+      expect(await store.getWebhook(hook.id)).toMatchObject({ active: true, consecutiveFailures: 0 });
+      expect(await store.listAttempts([d.id])).toHaveLength(2);
     });
 
     it('only logs a late outcome whose lease no longer holds the delivery (claimed again, or finished)', async () => {

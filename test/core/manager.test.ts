@@ -31,6 +31,17 @@ describe('WebhookManager', () => {
     manager = new WebhookManager<User>({ store: memoryStore(), authorize });
   });
 
+  it('refuses a maxWebhooksPerSite that is not a positive integer (Postgres could not count to it)', () => {
+    for (const maxWebhooksPerSite of [0, -1, 2.5, Number.POSITIVE_INFINITY, Number.NaN]) {
+      expect(() => new WebhookManager({ store: memoryStore(), authorize, maxWebhooksPerSite })).toThrow(
+        'maxWebhooksPerSite must be a positive integer',
+      );
+    }
+    expect(
+      () => new WebhookManager({ store: memoryStore(), authorize, maxWebhooksPerSite: 25 }),
+    ).not.toThrow();
+  });
+
   describe('create', () => {
     it('returns the spec-shaped webhook with its secret once', async () => {
       const { webhook } = await manager.create(alice, valid);

@@ -259,9 +259,13 @@ export function memoryStore(): Store {
       return found;
     },
 
-    async updateWebhook(id, { ifSecret, ifPreviousSecret, ...patch }: WebhookPatch) {
+    async updateWebhook(id, { ifSecret, ifPreviousSecret, ...given }: WebhookPatch) {
       const record = webhooks.get(id);
       if (record === undefined) return null;
+      // A key present with `undefined` changes nothing, as on Postgres (and as its optional type says).
+      const patch = Object.fromEntries(
+        Object.entries(given).filter(([, value]) => value !== undefined),
+      ) as typeof given;
       if (ifSecret !== undefined && record.secret !== ifSecret) return null;
       if (ifPreviousSecret !== undefined && record.previousSecret !== ifPreviousSecret) return null;
       const wasActive = record.active;
@@ -343,11 +347,13 @@ export function memoryStore(): Store {
         });
         const following = earliest(webhook.id);
         if (following !== undefined) arm(webhook.id, following.at);
-        schedule(delivery);
         taken.set(webhook.id, (taken.get(webhook.id) ?? 0) + 1);
         claimed.push({ delivery: copyDelivery(delivery), webhook: copyWebhook(webhook) });
       }
       for (const entry of busy) arm(entry.id, entry.at);
+      // The leases are queued only now: one that ends by `now` (a lease of under a millisecond) would
+      // otherwise come round again in this very loop, and the call would hand out its delivery twice.
+      for (const { delivery } of claimed) schedule(deliveries.get(delivery.id)!);
       return claimed;
     },
 

@@ -520,8 +520,11 @@ valid AS MATERIALIZED (
     sum((c.current AND c.next_status = 'succeeded')::integer) OVER (PARTITION BY c.webhook_id ORDER BY c.ord)
       AS successes
   FROM (
-    SELECT i.*, h.site_id, h.active AS was_active, h.consecutive_failures AS initial_failures,
-      (i.lease IS NULL OR held.by_lease) AS current
+    -- Of several outcomes under one lease, only the first applies: applying it ends the lease.
+    SELECT h.*, (h.lease IS NULL OR (h.by_lease
+        AND row_number() OVER (PARTITION BY h.delivery_id, h.lease ORDER BY h.ord) = 1)) AS current
+    FROM (
+    SELECT i.*, h.site_id, h.active AS was_active, h.consecutive_failures AS initial_failures, held.by_lease
     FROM input i
     JOIN hooks h ON h.id = i.webhook_id
     CROSS JOIN LATERAL (
@@ -536,6 +539,7 @@ valid AS MATERIALIZED (
         WHERE a.delivery_id = i.delivery_id AND a.attempt = i.attempt AND a.started_at = i.started_at
         OFFSET 0
       )
+    ) h
   ) c
 ),
 counted AS MATERIALIZED (

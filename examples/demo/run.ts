@@ -457,9 +457,7 @@ export async function runDemo(out: Output, cleanup: Cleanup): Promise<string[]> 
   out.line(dim('   discarded: waiting for their first attempt or a retry when the webhook was disabled.'));
   if (Number(rows[1]![7]) > 0) {
     out.line(
-      dim(
-        '   pending: being attempted as the webhook was disabled; their retries wait for it to be re-enabled.',
-      ),
+      dim('   pending: being attempted as the webhook was disabled; a retry they would need is discarded.'),
     );
   }
   const disabledCount = listedAfter.webhooks.filter((w) => !w.active).length;

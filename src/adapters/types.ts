@@ -96,7 +96,8 @@ export interface Store {
    * Applies the patch. When it makes an active webhook inactive, the webhook's pending deliveries become
    * `discarded`; when it makes an inactive one active again, so do any left pending while it was inactive
    * (released by a stopping worker, or inserted in a caller's transaction that committed after the
-   * disable): they belong to before the disable.
+   * disable), and claims whose lease ended by `updatedAt` (their worker died): they belong to before the
+   * disable.
    */
   updateWebhook(id: string, patch: WebhookPatch): Promise<WebhookRecord | null>;
   /** Removes the webhook with its deliveries and attempts. */

@@ -91,8 +91,8 @@ export class WebhookManager<P = unknown> {
     this.#maxPerSite = options.maxWebhooksPerSite ?? DEFAULT_MAX_WEBHOOKS_PER_SITE;
     // Checked here: Postgres stores the limit's count as an integer, so anything else (Infinity, 2.5)
     // would make every create fail there, while the memory store took it.
-    if (!Number.isSafeInteger(this.#maxPerSite) || this.#maxPerSite < 1) {
-      throw new TypeError('maxWebhooksPerSite must be a positive integer');
+    if (!Number.isInteger(this.#maxPerSite) || this.#maxPerSite < 1 || this.#maxPerSite > 2 ** 31 - 1) {
+      throw new TypeError('maxWebhooksPerSite must be a positive integer (at most 2147483647)');
     }
     this.#now = options.now ?? (() => new Date());
     this.#cipher = secretCipher(options.encryption);

@@ -186,23 +186,37 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect(await store.nextDueAt()).toBeNull();
     });
 
-    it('claims a lease that expired while its webhook was inactive once it is made active again', async () => {
+    it('discards, on re-enable, a claim whose lease ran out while the webhook was inactive', async () => {
       const record = webhook();
       await store.createWebhook(record, { maxPerSite: 10 });
-      const d = delivery(record, { nextAttemptAt: at(0) });
-      await store.insertDeliveries([d]);
+      const dead = delivery(record, { nextAttemptAt: at(0) });
+      const alive = delivery(record, { nextAttemptAt: at(0) });
+      await store.insertDeliveries([dead]);
       // Claimed by a worker that then died: the lease runs out while the webhook is disabled.
       expect(await claimAll(at(1), { leaseMs: 4 })).toHaveLength(1);
+      await store.insertDeliveries([alive]);
+      // Claimed by a worker still at work when the webhook comes back: its lease holds.
+      expect(await claimAll(at(2), { leaseMs: 60_000 })).toHaveLength(1);
       await store.updateWebhook(record.id, {
         active: false,
         disabledReason: 'Disabled by user',
-        updatedAt: at(2),
+        updatedAt: at(3),
       });
       expect(await claimAll(at(10))).toEqual([]);
       expect(await store.nextDueAt()).toBeNull();
       await store.updateWebhook(record.id, { active: true, disabledReason: null, updatedAt: at(11) });
-      expect(await store.nextDueAt()).toEqual(at(5));
-      expect((await claimAll(at(12))).map((c) => c.delivery.id)).toEqual([d.id]);
+      expect(await store.getDelivery(dead.id)).toMatchObject({
+        status: 'discarded',
+        leaseExpiresAt: null,
+        updatedAt: at(11),
+      });
+      expect(await store.getDelivery(alive.id)).toMatchObject({
+        status: 'delivering',
+        leaseExpiresAt: at(60_002),
+      });
+      // The live claim's lease is still watched: if its worker dies now, it is claimed again.
+      expect(await store.nextDueAt()).toEqual(at(60_002));
+      expect((await claimAll(at(60_002))).map((c) => c.delivery.id)).toEqual([alive.id]);
     });
 
     it('leaves out deliveries of a webhook that no longer exists', async () => {
@@ -401,6 +415,28 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       const again = await claimAll(at(1000), { leaseMs: 1000 });
       expect(again.map((c) => c.delivery.id)).toEqual([d.id]);
       expect(again[0]!.delivery.leaseExpiresAt).toEqual(at(2000));
+    });
+
+    it('applies a leased outcome after an outcome without a lease in one batch only as late', async () => {
+      const d = delivery(hook);
+      await store.insertDeliveries([d]);
+      const [claimed] = await claimAll(at(0), { leaseMs: 1000 });
+      await store.completeAttempts([
+        {
+          attempt: attempt(d, 1, { startedAt: at(100) }),
+          next: { status: 'succeeded' },
+          maxConsecutiveFailures: 3,
+        },
+        {
+          attempt: attempt(d, 1, { startedAt: at(200), statusCode: 410, ok: false }),
+          next: { status: 'failed' },
+          disableReason: 'Endpoint answered 410 Gone',
+          maxConsecutiveFailures: 3,
+          leaseExpiresAt: claimed!.delivery.leaseExpiresAt!,
+        },
+      ]);
+      expect(await store.getDelivery(d.id)).toMatchObject({ status: 'succeeded', lastStatusCode: 200 });
+      expect(await store.getWebhook(hook.id)).toMatchObject({ active: true, consecutiveFailures: 0 });
     });
 
     it('hands out a delivery once per claim, even under a lease that ends at once', async () => {

@@ -32,7 +32,7 @@ describe('WebhookManager', () => {
   });
 
   it('refuses a maxWebhooksPerSite that is not a positive integer (Postgres could not count to it)', () => {
-    for (const maxWebhooksPerSite of [0, -1, 2.5, Number.POSITIVE_INFINITY, Number.NaN]) {
+    for (const maxWebhooksPerSite of [0, -1, 2.5, 2 ** 31, Number.POSITIVE_INFINITY, Number.NaN]) {
       expect(() => new WebhookManager({ store: memoryStore(), authorize, maxWebhooksPerSite })).toThrow(
         'maxWebhooksPerSite must be a positive integer',
       );

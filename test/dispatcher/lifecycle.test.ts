@@ -148,12 +148,19 @@ describeEachStore('dispatcher: lifecycle', () => {
       );
     });
 
-    it('refuses to redeliver a pending or succeeded delivery, and hides other tenants', async () => {
+    it('refuses to redeliver a pending delivery (a succeeded one is resent), and hides other tenants', async () => {
       const target = await receiver();
       const { dispatcher, subscribe, manager } = await setup();
       await subscribe(target.url());
       const [id] = await dispatcher.emit(pageview());
-      await expect(manager.redeliver(owner, id!)).rejects.toMatchObject({ status: 409 });
+      await expect(manager.redeliver(owner, id!)).rejects.toMatchObject({
+        status: 409,
+        message: 'Only finished deliveries can be redelivered',
+      });
+      await dispatcher.runDue();
+      expect((await manager.redeliver(owner, id!)).delivery).toMatchObject({ id, status: 'pending' });
+      await dispatcher.runDue();
+      expect(target.requests.map((r) => r.headers['x-zta-delivery-id'])).toEqual([id, id]);
       await expect(manager.redeliver({ sites: ['site_evil'] }, id!)).rejects.toMatchObject({
         status: 404,
         message: 'Delivery not found',

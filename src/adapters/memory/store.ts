@@ -153,11 +153,22 @@ export function memoryStore(): Store {
     }
   };
 
-  const discardPending = (webhookId: string, now: Date): void => {
+  /** Discards the webhook's pending deliveries and, with `leasesEndedBy`, those whose lease ended by then. */
+  const discardPending = (webhookId: string, now: Date, leasesEndedBy?: Date): void => {
     for (const id of deliveriesByWebhook.get(webhookId) ?? []) {
       const delivery = deliveries.get(id);
-      if (delivery?.status === 'pending') {
-        Object.assign(delivery, { status: 'discarded', nextAttemptAt: null, updatedAt: now });
+      if (delivery === undefined) continue;
+      const leaseEnded =
+        leasesEndedBy !== undefined &&
+        delivery.status === 'delivering' &&
+        delivery.leaseExpiresAt!.getTime() <= leasesEndedBy.getTime();
+      if (delivery.status === 'pending' || leaseEnded) {
+        Object.assign(delivery, {
+          status: 'discarded',
+          nextAttemptAt: null,
+          leaseExpiresAt: null,
+          updatedAt: now,
+        });
         settle(delivery);
       }
     }
@@ -275,10 +286,11 @@ export function memoryStore(): Store {
         patch.events ? { events: [...patch.events] } : {},
         patch.signatureSchemes ? { signatureSchemes: [...patch.signatureSchemes] } : {},
       );
-      // Both ways: pending on an inactive webhook can only be left from before it was disabled (see Store).
-      if (wasActive !== record.active) discardPending(id, patch.updatedAt);
-      // While inactive, its ready entry was dropped (nextReady skips inactive webhooks): arm it again.
+      if (wasActive && !record.active) discardPending(id, patch.updatedAt);
       if (!wasActive && record.active) {
+        // What waits now was left from before the disable (see Store): pending, or a dead claim's lease.
+        discardPending(id, patch.updatedAt, patch.updatedAt);
+        // While inactive, its ready entry was dropped (nextReady skips inactive webhooks): arm it again.
         const top = earliest(id);
         if (top !== undefined) arm(id, top.at);
       }

@@ -152,7 +152,8 @@ export function updateWebhook(schema: string): string {
   // secret, `$6` (ifPreviousSecret, null: none). Checked under the row lock, on the row's latest version
   // once a concurrent change has committed. Disabling discards the webhook's pending deliveries, and so does
   // enabling it again: whatever is pending then was left while it was inactive (released by a stopping
-  // worker, or inserted by an outbox transaction that committed after the disable), and is stale.
+  // worker, or inserted by an outbox transaction that committed after the disable), and is stale, as is a
+  // claim whose lease ran out meanwhile (its worker died; `ended_leases`).
   return `WITH old AS (
   SELECT id, active FROM ${s}.webhooks
   WHERE id = $1 AND ($4::text IS NULL OR secret = $4)
@@ -182,6 +183,13 @@ updated AS (
 ),
 discarded (n) AS MATERIALIZED (
   SELECT ${s}.discard_pending(u.id, $3, '{}') FROM updated u WHERE u.was_active <> u.active
+),
+ended_leases AS (
+  UPDATE ${s}.deliveries d
+  SET status = 'discarded', next_attempt_at = NULL, lease_expires_at = NULL, updated_at = $3
+  FROM updated u
+  WHERE NOT u.was_active AND u.active
+    AND d.webhook_id = u.id AND d.status = 'delivering' AND d.lease_expires_at <= $3
 )
 SELECT u.*, (SELECT sum(n) FROM discarded) AS discarded FROM updated u`;
 }
@@ -520,9 +528,10 @@ valid AS MATERIALIZED (
     sum((c.current AND c.next_status = 'succeeded')::integer) OVER (PARTITION BY c.webhook_id ORDER BY c.ord)
       AS successes
   FROM (
-    -- Of several outcomes under one lease, only the first applies: applying it ends the lease.
-    SELECT h.*, (h.lease IS NULL OR (h.by_lease
-        AND row_number() OVER (PARTITION BY h.delivery_id, h.lease ORDER BY h.ord) = 1)) AS current
+    -- An outcome without a lease always applies; one under the delivery's lease only if no outcome before it
+    -- in the batch applied (applying one ends the lease), as one by one.
+    SELECT h.*, (h.lease IS NULL OR (h.by_lease AND row_number() OVER (
+        PARTITION BY h.delivery_id, (h.lease IS NULL OR h.by_lease) ORDER BY h.ord) = 1)) AS current
     FROM (
     SELECT i.*, h.site_id, h.active AS was_active, h.consecutive_failures AS initial_failures, held.by_lease
     FROM input i

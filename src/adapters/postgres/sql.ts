@@ -218,8 +218,9 @@ WHERE ${channelParam}::text IS NOT NULL`;
  * the notification (once: an uncorrelated sub-select) only if there is one. Deliveries of webhooks that no
  * longer exist are left out rather than failing the caller's transaction on the foreign key, and so are
  * those of webhooks disabled since the caller looked up subscribers (the disable discarded the webhook's
- * pending deliveries; one inserted after it would wait for a re-enable and then go out stale; a disable
- * committing while this statement runs is not seen, a window of one statement). The webhooks are locked
+ * pending deliveries; one inserted after it would wait for a re-enable and then go out stale). A disable
+ * that commits before this insert does (during the statement, or before an outbox caller's commit) is not
+ * seen here; re-enabling discards what it left. The webhooks are locked
  * FOR KEY SHARE first (the lock the foreign-key check takes anyway): a webhook whose DELETE has not
  * committed yet is waited for and then left out, where a plain EXISTS would still see it and the foreign
  * key would then fail the statement, and with it an outbox caller's transaction.

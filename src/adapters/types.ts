@@ -16,6 +16,7 @@ export interface DeliveryQuery {
   since?: Date;
   /** Newest first; continue strictly after this position. */
   after?: { createdAt: Date; id: string };
+  /** A positive integer; anything else is a `TypeError`. */
   limit: number;
 }
 
@@ -87,7 +88,8 @@ export interface Store {
   /**
    * Optional: every webhook of every site, a page at a time, ordered by id (in the store's own order for
    * ids, the same on every call); `after` continues strictly after that id. For operator jobs that visit
-   * each webhook once, such as `WebhookManager.reencryptSecrets`, which requires it.
+   * each webhook once, such as `WebhookManager.reencryptSecrets`, which requires it. `limit` is a positive
+   * integer; anything else is a `TypeError`.
    */
   listAllWebhooks?(options: { after?: string; limit: number }): Promise<WebhookRecord[]>;
   /** Active webhooks of the site that subscribe to the event. */

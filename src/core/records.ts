@@ -57,6 +57,11 @@ export type WebhookPatch = Partial<
   ifPreviousSecret?: string | null;
 };
 
+/** A page size a store is given: the manager and HTTP API check theirs; a store checks again for direct callers. */
+export function requirePageLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError('limit must be a positive integer');
+}
+
 export const DELIVERY_STATUSES = ['pending', 'delivering', 'succeeded', 'failed', 'discarded'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 

@@ -70,6 +70,9 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       }
       expect(paged).toEqual(all.map((w) => w.id));
       expect(await store.listAllWebhooks({ after: all.at(-1)!.id, limit: 10 })).toEqual([]);
+      for (const limit of [0, 2.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        await expect(store.listAllWebhooks({ limit })).rejects.toThrow('limit must be a positive integer');
+      }
     });
 
     it('hands out copies: mutating a result does not change the store', async () => {
@@ -717,6 +720,17 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect((await store.getDelivery(d.id))!.status).toBe('failed');
       await store.updateWebhook(hook.id, { active: true, disabledReason: null, updatedAt: at(80) });
       expect(await store.requeueDelivery(d.id, at(90))).toMatchObject({ status: 'pending' });
+    });
+
+    it('refuses a page size that is not a positive integer', async () => {
+      for (const limit of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        await expect(store.listDeliveries({ webhookId: hook.id, limit })).rejects.toThrow(
+          'limit must be a positive integer',
+        );
+        await expect(store.listDeliveries({ siteId: hook.siteId, limit })).rejects.toThrow(
+          'limit must be a positive integer',
+        );
+      }
     });
 
     it('pages through the activity log newest first with filters', async () => {

@@ -1,5 +1,11 @@
 import type { EventType } from '../../core/events.js';
-import type { AttemptRecord, DeliveryRecord, WebhookPatch, WebhookRecord } from '../../core/records.js';
+import {
+  type AttemptRecord,
+  type DeliveryRecord,
+  requirePageLimit,
+  type WebhookPatch,
+  type WebhookRecord,
+} from '../../core/records.js';
 import type {
   AttemptOutcome,
   ClaimedDelivery,
@@ -253,6 +259,7 @@ export function memoryStore(): Store {
     },
 
     async listAllWebhooks({ after, limit }) {
+      requirePageLimit(limit);
       return [...webhooks.keys()]
         .filter((id) => after === undefined || id > after)
         .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
@@ -412,6 +419,7 @@ export function memoryStore(): Store {
     },
 
     async listDeliveries(query: DeliveryQuery) {
+      requirePageLimit(query.limit);
       const since = query.since?.getTime();
       const after = query.after && { createdAt: query.after.createdAt.getTime(), id: query.after.id };
       const page = new PageOf(query.limit);

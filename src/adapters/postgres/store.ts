@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
+import { requirePageLimit } from '../../core/records.js';
 import type { AttemptOutcome, CompletionEffect, SqlClient, Store, WriteOptions } from '../types.js';
 import { NotificationListener } from './listener.js';
 import { type Row, storableText, toAttempt, toDate, toDelivery, toWebhook } from './rows.js';
@@ -251,7 +252,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     },
 
     async listAllWebhooks({ after, limit }) {
-      if (!(Number.isInteger(limit) && limit > 0)) return [];
+      requirePageLimit(limit);
       if (after !== undefined && unstorable(after)) throw new TypeError('after must not contain NUL');
       const rows = await query(text.selectAllWebhooks, [after ?? null, limit]);
       return rows.map((row) => toWebhook(row, secrets));
@@ -408,6 +409,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     },
 
     async listDeliveries(q) {
+      requirePageLimit(q.limit);
       if (unstorable(q.siteId) || unstorable(q.webhookId) || unstorable(q.after?.id)) return [];
       // An invalid date compares false with everything: nothing is after it or since it (as in memory).
       if (invalidDate(q.since) || invalidDate(q.after?.createdAt)) return [];

@@ -12,12 +12,16 @@ interface Run {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startDemo(): Run {
+/** `npm run demo`, or with `direct` the demo's own node process as the npm script starts it. */
+function startDemo({ direct = false } = {}): Run {
   const env = { ...process.env };
   for (const name of ['FORCE_COLOR', 'NODE_OPTIONS', 'VITEST', 'VITEST_POOL_ID', 'VITEST_WORKER_ID'])
     delete env[name];
+  const [command, args] = direct
+    ? [process.execPath, ['--import', 'tsx', 'examples/demo/main.ts']]
+    : ['npm', ['run', 'demo']];
   // detached: a new process group (and session), so the test can see everything the demo started.
-  const child = spawn('npm', ['run', 'demo'], {
+  const child = spawn(command, args, {
     cwd: ROOT,
     env,
     detached: true,
@@ -178,6 +182,28 @@ describe('npm run demo', () => {
       await expectNothingLeft(run);
     }
   }, 45_000);
+
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)(
+    'exits %s with %i, as its documentation says, after cleaning up',
+    async (signal, expected) => {
+      const run = startDemo({ direct: true });
+      try {
+        await eventually(() => run.output().includes('3. Send'), 'the traffic burst to start', 30_000);
+        run.child.kill(signal);
+        const timer = setTimeout(() => run.child.kill('SIGKILL'), 10_000);
+        const { code } = await run.exit;
+        clearTimeout(timer);
+        expect(code, run.output()).toBe(expected);
+        expect(run.output()).toContain(`${signal}: stopping the servers and exiting`);
+      } finally {
+        await expectNothingLeft(run);
+      }
+    },
+    45_000,
+  );
 
   it('stops when only npm is terminated (as a CI runner may do): nothing left running', async () => {
     const run = startDemo();

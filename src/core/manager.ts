@@ -276,9 +276,12 @@ export class WebhookManager<P = unknown> {
     }
     const requeued = await this.#store.requeueDelivery(id, this.#now());
     if (requeued === null) {
-      // The store also refuses a webhook disabled (or deleted) since it was read above: say which.
+      // The store also refuses a webhook disabled (or deleted), or a delivery pruned, since they were read
+      // above: say which.
       const latest = await this.#store.getWebhook(webhook.id);
-      if (latest === null) throw new WebhookError('delivery_not_found', MESSAGES.deliveryNotFound);
+      if (latest === null || (await this.#store.getDelivery(id)) === null) {
+        throw new WebhookError('delivery_not_found', MESSAGES.deliveryNotFound);
+      }
       throw new WebhookError(
         'delivery_not_redeliverable',
         latest.active

@@ -421,6 +421,24 @@ describe('WebhookManager', () => {
       });
     });
 
+    it('redeliver answers 404 when retention prunes the delivery between its check and its write', async () => {
+      const store = memoryStore();
+      const racing = new WebhookManager<User>({ store, authorize });
+      const { webhook } = await racing.create(alice, valid);
+      const failed = delivery((await store.getWebhook(webhook.id))!, {
+        status: 'failed',
+        nextAttemptAt: null,
+      });
+      await store.insertDeliveries([failed]);
+      const requeue = store.requeueDelivery.bind(store);
+      store.requeueDelivery = async (id, now) => {
+        await store.pruneDeliveries!({ olderThan: new Date(now.getTime() + 60_000) });
+        return requeue(id, now);
+      };
+      const error = await rejection(racing.redeliver(alice, failed.id));
+      expect(error).toMatchObject({ status: 404, message: 'Delivery not found' });
+    });
+
     it('rotateSecret gives up with 409 rotation_conflict after losing to other rotations five times', async () => {
       const store = memoryStore();
       const racing = new WebhookManager<User>({ store, authorize });

@@ -396,7 +396,13 @@ describe('WebhookManager', () => {
       expect([stored.secret, stored.previousSecret]).not.toContain(webhook.secret);
     });
 
-    it('redeliver says the webhook is disabled when the disable lands between its check and its write', async () => {
+    /**
+     * `redeliver` of a failed delivery, with `meanwhile` run by the store just before its requeue: what lands
+     * between the manager's check and the store's write.
+     */
+    async function redeliverRacing(
+      meanwhile: (store: ReturnType<typeof memoryStore>, webhookId: string, now: Date) => Promise<unknown>,
+    ): Promise<WebhookError> {
       const store = memoryStore();
       const racing = new WebhookManager<User>({ store, authorize });
       const { webhook } = await racing.create(alice, valid);
@@ -407,14 +413,16 @@ describe('WebhookManager', () => {
       await store.insertDeliveries([failed]);
       const requeue = store.requeueDelivery.bind(store);
       store.requeueDelivery = async (id, now) => {
-        await store.updateWebhook(webhook.id, {
-          active: false,
-          disabledReason: 'Disabled by user',
-          updatedAt: now,
-        });
+        await meanwhile(store, webhook.id, now);
         return requeue(id, now);
       };
-      const error = await rejection(racing.redeliver(alice, failed.id));
+      return rejection(racing.redeliver(alice, failed.id));
+    }
+
+    it('redeliver says the webhook is disabled when the disable lands between its check and its write', async () => {
+      const error = await redeliverRacing((store, webhookId, now) =>
+        store.updateWebhook(webhookId, { active: false, disabledReason: 'Disabled by user', updatedAt: now }),
+      );
       expect(error).toMatchObject({
         status: 409,
         message: 'Webhook is disabled; re-enable it before redelivering',
@@ -422,20 +430,9 @@ describe('WebhookManager', () => {
     });
 
     it('redeliver answers 404 when retention prunes the delivery between its check and its write', async () => {
-      const store = memoryStore();
-      const racing = new WebhookManager<User>({ store, authorize });
-      const { webhook } = await racing.create(alice, valid);
-      const failed = delivery((await store.getWebhook(webhook.id))!, {
-        status: 'failed',
-        nextAttemptAt: null,
-      });
-      await store.insertDeliveries([failed]);
-      const requeue = store.requeueDelivery.bind(store);
-      store.requeueDelivery = async (id, now) => {
-        await store.pruneDeliveries!({ olderThan: new Date(now.getTime() + 60_000) });
-        return requeue(id, now);
-      };
-      const error = await rejection(racing.redeliver(alice, failed.id));
+      const error = await redeliverRacing((store, _webhookId, now) =>
+        store.pruneDeliveries!({ olderThan: new Date(now.getTime() + 60_000) }),
+      );
       expect(error).toMatchObject({ status: 404, message: 'Delivery not found' });
     });
 

@@ -904,13 +904,13 @@ describePostgres('postgresStore', () => {
     }
   });
 
-  it('takes a dueWindow from 1 to 4096', () => {
-    for (const dueWindow of [0, 1.5, 4097, Number.NaN]) {
+  it('takes a dueWindow from 1 to 512', () => {
+    for (const dueWindow of [0, 1.5, 513, Number.NaN]) {
       expect(() => postgresStore({ pool: db.pool, schema: db.schema, dueWindow })).toThrow(
-        new TypeError('dueWindow must be an integer from 1 to 4096'),
+        new TypeError('dueWindow must be an integer from 1 to 512'),
       );
     }
-    for (const dueWindow of [1, 4096]) {
+    for (const dueWindow of [1, 512]) {
       expect(() =>
         postgresStore({ pool: db.pool, schema: db.schema, notify: false, dueWindow }),
       ).not.toThrow();
@@ -918,8 +918,8 @@ describePostgres('postgresStore', () => {
   });
 
   it('claims more deliveries in one call than the largest due window holds, earliest due first', async () => {
-    // 4 × 5,000 is past the 4096 bound: the store asks for a window of 4096, which cannot decide, and the
-    // per-webhook scan answers. (Asking for 20,000 would read a full window of 4096 as all there is.)
+    // 4 × 5,000 is past the 512 bound: the store asks for a window of 512, which cannot decide, and the
+    // per-webhook scan answers. (Asking for 20,000 would read a full window of 512 as all there is.)
     await db.truncate();
     const store = db.store({ notify: false });
     const hooks = Array.from({ length: 10 }, () => webhook());

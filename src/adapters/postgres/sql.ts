@@ -11,9 +11,13 @@ export const DEFAULT_SCHEMA = 'zta_webhooks';
  * estimated cost of every claim and `nextDueAt` grows with the backlog (measured: about 8,000 and 9,400 at
  * a million pending deliveries, in proportion to it). Past `jit_above_cost` (100,000 by default), about
  * ten million by extrapolation, Postgres would JIT-compile each call (~130 ms, measured on another
- * statement) just when a backlog is being worked off. With the bound: about 1,500 and 500 at a million.
+ * statement) just when a backlog is being worked off. With a bound of 4096: about 1,500 and 500 at a million.
+ * 512 since: a cached generic plan is only used while its estimated cost is below the average of the custom
+ * plans Postgres made before, and with 4096 it was not for small claims, so every claim was planned again
+ * (0.6-0.7 ms a claim; BENCHMARKS.md, 2026-11-27). A window that cannot decide falls back to the per-webhook
+ * scan, so a smaller bound costs large claims nothing in correctness.
  */
-export const MAX_DUE_WINDOW = 4096;
+export const MAX_DUE_WINDOW = 512;
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]*$/;
 /** Leaves room for the channel suffix within Postgres' 63-byte identifier limit. */

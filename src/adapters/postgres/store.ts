@@ -35,7 +35,7 @@ export interface PostgresStoreOptions {
   /**
    * Advanced: how many of the earliest due deliveries `claimDeliveries` and `nextDueAt` read to decide which
    * webhooks to take from, before falling back to a scan over every webhook with pending deliveries.
-   * Default: 4 × the claim limit, at least 256 and at most 4096 (also the most this option takes). A larger
+   * Default: 4 × the claim limit, at least 256 and at most 512 (also the most this option takes). A larger
    * window falls back less often, a smaller one reads less; the fallback only happens when capped webhooks'
    * backlogs fill the whole window.
    */

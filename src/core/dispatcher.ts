@@ -594,7 +594,7 @@ export class Dispatcher {
       statusCode,
       errorCode,
       durationMs,
-      ...(result.kind === 'error' && { reason: redactSecrets(String(result.message ?? '')) }),
+      ...(result.kind === 'error' && { reason: message(result.message ?? '') }),
     };
     if (verdict.next.status === 'failed') {
       this.#notify('delivery:failed', outcome);

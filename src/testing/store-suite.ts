@@ -798,6 +798,35 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect((await claimAll(at(100_000))).map((c) => c.delivery.id)).toEqual([inFlight.id, waiting.id]);
     });
 
+    it('discards, when pruning, what a dead worker left in flight on a webhook now inactive (if it prunes)', async () => {
+      if (store.pruneDeliveries === undefined) return;
+      const other = webhook();
+      await store.createWebhook(other, { maxPerSite: 10 });
+      const orphan = delivery(hook, { createdAt: at(0) });
+      const reclaimable = delivery(other, { createdAt: at(1) });
+      const stillHeld = delivery(hook, { createdAt: at(2) });
+      await store.insertDeliveries([stillHeld]);
+      await claimAll(new Date(), { leaseMs: 3_600_000 });
+      await store.insertDeliveries([orphan, reclaimable]);
+      await claimAll(at(0), { leaseMs: 1_000 });
+      await store.updateWebhook(hook.id, {
+        active: false,
+        disabledReason: 'Disabled by user',
+        updatedAt: at(3),
+      });
+      // Nothing will claim the orphan again: its webhook is inactive.
+      expect((await claimAll(new Date())).map((c) => c.delivery.id)).toEqual([reclaimable.id]);
+
+      await store.pruneDeliveries({ olderThan: at(0), batchSize: 1 });
+      expect(await store.getDelivery(orphan.id)).toMatchObject({ status: 'discarded', leaseExpiresAt: null });
+      expect(await store.getDelivery(stillHeld.id)).toMatchObject({ status: 'delivering' });
+      expect((await store.getDelivery(reclaimable.id))!.status).toBe('delivering');
+      // Redeliverable once the webhook is enabled again, like the deliveries that disabling discarded.
+      expect(await store.requeueDelivery(orphan.id, new Date())).toBeNull();
+      await store.updateWebhook(hook.id, { active: true, disabledReason: null, updatedAt: at(4) });
+      expect(await store.requeueDelivery(orphan.id, new Date())).toMatchObject({ status: 'pending' });
+    });
+
     it('notifies subscribers when deliveries are queued (if the store supports it)', async () => {
       if (store.subscribe === undefined) return;
       let calls = 0;

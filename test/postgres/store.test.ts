@@ -391,34 +391,86 @@ describePostgres('postgresStore', () => {
     await waitFor(() => calls === 3);
   });
 
-  it('recovers its LISTEN connection after pg_terminate_backend and calls listeners once', async () => {
+  it.each([
+    ['', false],
+    [', also when its onError throws', true],
+  ])(
+    'recovers its LISTEN connection after pg_terminate_backend and calls listeners once%s',
+    async (_, throws) => {
+      await db.truncate();
+      const errors: unknown[] = [];
+      const store = db.store({
+        onError: (error) => {
+          errors.push(error);
+          if (throws) throw new Error('reporter down');
+        },
+      });
+      const hook = webhook();
+      await store.createWebhook(hook, { maxPerSite: 10 });
+      let calls = 0;
+      store.subscribe!(() => calls++);
+      await waitFor(() => calls === 1);
+      const listeners = async () =>
+        (
+          await db.pool.query(
+            'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = $1',
+            [`LISTEN "${store.channel}"`],
+          )
+        ).rows.map((r) => r.pid as number);
+      const [before] = await listeners();
+      expect(before).toBeDefined();
+
+      await db.pool.query('SELECT pg_terminate_backend($1)', [before]);
+      await waitFor(() => calls === 2); // reconnected: once, for whatever was missed
+      expect(errors.length).toBeGreaterThan(0);
+      const after = await listeners();
+      expect(after).toHaveLength(1);
+      expect(after[0]).not.toBe(before);
+
+      await store.insertDeliveries([delivery(hook)]);
+      await waitFor(() => calls === 3);
+    },
+  );
+
+  it('resolves emits whose NOTIFY failed, also when its onError throws', async () => {
     await db.truncate();
+    let failNotify = true;
+    // The pool as the store sees it: the first NOTIFY after an insert fails (a connection lost meanwhile).
+    const pool = new Proxy(db.pool, {
+      get(target, key, receiver) {
+        if (key !== 'query') return Reflect.get(target, key, receiver);
+        return (config: unknown, values?: unknown) => {
+          const text = typeof config === 'string' ? config : (config as { text: string }).text;
+          if (failNotify && text.startsWith('SELECT pg_notify')) {
+            failNotify = false;
+            return Promise.reject(new Error('Connection terminated unexpectedly'));
+          }
+          return target.query(config as string, values as unknown[]);
+        };
+      },
+    });
     const errors: unknown[] = [];
-    const store = db.store({ onError: (error) => errors.push(error) });
+    const store = postgresStore({
+      pool,
+      schema: db.schema,
+      onError: (error) => {
+        errors.push(error);
+        throw new Error('reporter down');
+      },
+    });
     const hook = webhook();
     await store.createWebhook(hook, { maxPerSite: 10 });
-    let calls = 0;
-    store.subscribe!(() => calls++);
-    await waitFor(() => calls === 1);
-    const listeners = async () =>
-      (
-        await db.pool.query(
-          'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = $1',
-          [`LISTEN "${store.channel}"`],
-        )
-      ).rows.map((r) => r.pid as number);
-    const [before] = await listeners();
-    expect(before).toBeDefined();
-
-    await db.pool.query('SELECT pg_terminate_backend($1)', [before]);
-    await waitFor(() => calls === 2); // reconnected: once, for whatever was missed
-    expect(errors.length).toBeGreaterThan(0);
-    const after = await listeners();
-    expect(after).toHaveLength(1);
-    expect(after[0]).not.toBe(before);
-
-    await store.insertDeliveries([delivery(hook)]);
-    await waitFor(() => calls === 3);
+    // Overlapping emits: their NOTIFYs are coalesced, and the waiters of the failed one must still resolve.
+    for (let round = 0; round < 2; round++) {
+      const inserted = await Promise.all([
+        store.insertDeliveries([delivery(hook)]),
+        store.insertDeliveries([delivery(hook)]),
+        store.insertDeliveries([delivery(hook)]),
+      ]);
+      expect(inserted.flat()).toHaveLength(3);
+    }
+    expect(errors.map(String)).toEqual(['Error: Connection terminated unexpectedly']);
+    await store.close();
   });
 
   it('gives the LISTEN connection back when the last listener unsubscribes, and on close', async () => {
@@ -437,43 +489,6 @@ describePostgres('postgresStore', () => {
     await waitFor(() => calls === 3);
     await store.close();
     expect(pool.totalCount - pool.idleCount).toBe(0);
-  });
-
-  it('discards, when pruning, what a dead worker left in flight on a webhook that is now inactive', async () => {
-    await db.truncate();
-    const store = db.store({ notify: false });
-    const [disabled, enabled] = [webhook(), webhook()];
-    await store.createWebhook(disabled, { maxPerSite: 10 });
-    await store.createWebhook(enabled, { maxPerSite: 10 });
-    const inFlight = (hook: ReturnType<typeof webhook>, leaseExpiresAt: Date) =>
-      delivery(hook, { status: 'delivering', leaseExpiresAt, nextAttemptAt: null });
-    const soon = new Date(Date.now() + 60_000);
-    const orphan = inFlight(disabled, at(1000));
-    const stillHeld = inFlight(disabled, soon);
-    const reclaimable = inFlight(enabled, at(1000));
-    await store.insertDeliveries([orphan, stillHeld, reclaimable]);
-    await store.updateWebhook(disabled.id, {
-      active: false,
-      disabledReason: 'Disabled by user',
-      updatedAt: at(2),
-    });
-    // Nothing will claim the orphan: its webhook is inactive.
-    expect(
-      (await store.claimDeliveries({ now: new Date(), limit: 10, leaseMs: 1000 })).map((c) => c.delivery.id),
-    ).toEqual([reclaimable.id]);
-
-    await store.pruneDeliveries({ olderThan: at(0), batchSize: 1 });
-    expect(await store.getDelivery(orphan.id)).toMatchObject({ status: 'discarded', leaseExpiresAt: null });
-    expect(await store.getDelivery(stillHeld.id)).toMatchObject({
-      status: 'delivering',
-      leaseExpiresAt: soon,
-    });
-    expect((await store.getDelivery(reclaimable.id))!.status).toBe('delivering');
-    // Now it can be redelivered once the webhook is enabled again, and is pruned once old enough, like the
-    // deliveries disabling discarded.
-    expect(await store.requeueDelivery(orphan.id, new Date())).toBeNull();
-    await store.updateWebhook(disabled.id, { active: true, disabledReason: null, updatedAt: at(3) });
-    expect(await store.requeueDelivery(orphan.id, new Date())).toMatchObject({ status: 'pending' });
   });
 
   it('prunes only finished deliveries older than the cutoff, in bounded batches', async () => {
@@ -703,6 +718,37 @@ describePostgres('postgresStore', () => {
       attempts: 0,
       leaseExpiresAt: at(5000),
     });
+    expect(await store.listAttempts([d.id])).toHaveLength(1);
+  });
+
+  it('does not count a late failure whose delivery was claimed again while it waited for the webhook', async () => {
+    const { store, hook, s, d, lease } = await oneClaimedDelivery(1000);
+    // Another worker's completion batch holds the webhook row, so the late completion waits for it; its
+    // snapshot was taken before the wait and still shows the old lease.
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [hook.id]);
+      const late = store.completeAttempts([
+        {
+          attempt: failedAttempt(d, 1),
+          next: { status: 'failed' },
+          maxConsecutiveFailures: 1,
+          leaseExpiresAt: lease,
+        },
+      ]);
+      await waitFor(async () => (await db.lockWaiters()) === 1);
+      const [again] = await store.claimDeliveries({ now: at(2000), limit: 1, leaseMs: 60_000 });
+      expect(again!.delivery.id).toBe(d.id);
+      await blocker.query('COMMIT');
+      expect(await late).toEqual([
+        { deliveryId: d.id, webhookId: hook.id, siteId: hook.siteId, disabledReason: null },
+      ]);
+    } finally {
+      blocker.release();
+    }
+    expect(await store.getWebhook(hook.id)).toMatchObject({ active: true, consecutiveFailures: 0 });
+    expect(await store.getDelivery(d.id)).toMatchObject({ status: 'delivering', leaseExpiresAt: at(62_000) });
     expect(await store.listAttempts([d.id])).toHaveLength(1);
   });
 

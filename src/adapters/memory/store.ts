@@ -159,16 +159,19 @@ export function memoryStore(): Store {
     }
   };
 
-  /** Discards the webhook's pending deliveries and, with `leasesEndedBy`, those whose lease ended by then. */
-  const discardPending = (webhookId: string, now: Date, leasesEndedBy?: Date): void => {
+  const leaseEndedBy = (delivery: DeliveryRecord, at: Date): boolean =>
+    delivery.status === 'delivering' && delivery.leaseExpiresAt!.getTime() <= at.getTime();
+
+  /**
+   * Discards the webhook's pending deliveries (unless `pending` is false) and, with `leasesEndedBy`, those
+   * whose lease ended by then.
+   */
+  const discardPending = (webhookId: string, now: Date, leasesEndedBy?: Date, pending = true): void => {
     for (const id of deliveriesByWebhook.get(webhookId) ?? []) {
       const delivery = deliveries.get(id);
       if (delivery === undefined) continue;
-      const leaseEnded =
-        leasesEndedBy !== undefined &&
-        delivery.status === 'delivering' &&
-        delivery.leaseExpiresAt!.getTime() <= leasesEndedBy.getTime();
-      if (delivery.status === 'pending' || leaseEnded) {
+      const leaseEnded = leasesEndedBy !== undefined && leaseEndedBy(delivery, leasesEndedBy);
+      if ((pending && delivery.status === 'pending') || leaseEnded) {
         Object.assign(delivery, {
           status: 'discarded',
           nextAttemptAt: null,
@@ -497,6 +500,12 @@ export function memoryStore(): Store {
     async pruneDeliveries({ olderThan, batchSize }) {
       if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) {
         throw new TypeError('batchSize must be a positive integer');
+      }
+      // A claim whose worker died while its webhook was inactive is never claimed again (inactive webhooks
+      // are passed over), so it could never be pruned or redelivered: discarded, as on Postgres.
+      const now = new Date();
+      for (const webhook of webhooks.values()) {
+        if (!webhook.active) discardPending(webhook.id, now, now, false);
       }
       // One synchronous pass: atomic like every other method, so batching buys nothing here. Only
       // finished deliveries are in the archive, so they are all that can go.

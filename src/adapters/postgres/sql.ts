@@ -543,8 +543,9 @@ valid AS MATERIALIZED (
     JOIN hooks h ON h.id = i.webhook_id
     CROSS JOIN LATERAL (
       SELECT coalesce(d.status = 'delivering' AND d.lease_expires_at = i.lease, false) AS by_lease
-      FROM ${s}.deliveries d WHERE d.id = i.delivery_id
+      FROM ${s}.deliveries d WHERE d.id = i.delivery_id AND d.webhook_id = h.id
       OFFSET 0
+      FOR NO KEY UPDATE OF d
     ) held
     -- The same outcome twice in one batch is recorded once (the unique index would refuse the second).
     WHERE i.copy = 1

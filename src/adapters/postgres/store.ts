@@ -129,7 +129,15 @@ export interface PostgresStore extends Store {
  * number of dispatchers in any number of processes can share one database.
  */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
-  const { pool, notify = true, onError, dueWindow, preparedStatements = true } = options;
+  const { pool, notify = true, dueWindow, preparedStatements = true } = options;
+  // The host's reporter must not take the LISTEN loop or a pending emit down with it when it throws.
+  const onError = (error: unknown): void => {
+    try {
+      options.onError?.(error);
+    } catch {
+      // Nowhere left to report it.
+    }
+  };
   if (
     dueWindow !== undefined &&
     !(Number.isInteger(dueWindow) && dueWindow > 0 && dueWindow <= sql.MAX_DUE_WINDOW)
@@ -164,15 +172,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     pruneDeliveries: sql.pruneDeliveries(schema),
   };
   const listener = notify
-    ? new NotificationListener({ pool, channel, listenSql: sql.listen(schema), ...(onError && { onError }) })
+    ? new NotificationListener({ pool, channel, listenSql: sql.listen(schema), onError })
     : undefined;
   /** Inserts on the pool in progress: see insertDeliveries. */
   let poolInserts = 0;
   const wakeUps = notify
-    ? new CoalescedWakeUps(
-        () => pool.query(sql.notify(), [channel]),
-        (error) => onError?.(error),
-      )
+    ? new CoalescedWakeUps(() => pool.query(sql.notify(), [channel]), onError)
     : undefined;
 
   /**

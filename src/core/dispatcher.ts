@@ -199,6 +199,12 @@ export class Dispatcher {
     // A claimed batch for one webhook waits its turn in rounds of `perWebhook`; the lease must outlast them.
     const rounds = Math.ceil(this.#concurrency / this.#perWebhook) + 1;
     this.#leaseMs = positive(options.leaseMs ?? Math.max(60_000, rounds * this.#timeoutMs), 'leaseMs');
+    // A lease that ends before its attempt can would let the delivery be claimed and sent again meanwhile.
+    if (this.#leaseMs <= this.#timeoutMs) {
+      throw new TypeError(
+        `leaseMs (${this.#leaseMs}) must be longer than timeoutMs (${this.#timeoutMs}): an attempt must end within its lease`,
+      );
+    }
     this.#pollIntervalMs = positive(
       options.pollIntervalMs ?? (this.#store.subscribe ? 30_000 : 1_000),
       'pollIntervalMs',
@@ -296,8 +302,10 @@ export class Dispatcher {
   /** Starts delivering in the background: due work now, future retries exactly when due. */
   async start(): Promise<void> {
     if (this.#running) return;
+    // Subscribed first: a store that cannot subscribe leaves the dispatcher stopped, so start() can be retried.
+    const unsubscribe = this.#store.subscribe?.(() => this.#kick());
     this.#running = true;
-    this.#unsubscribe = this.#store.subscribe?.(() => this.#kick());
+    this.#unsubscribe = unsubscribe;
     // Node runs an interval past its ceiling every millisecond: a huge value means "rarely", not "constantly".
     this.#poller = setInterval(() => this.#kick(), Math.min(this.#pollIntervalMs, MAX_TIMER_MS));
     this.#poller.unref();
@@ -319,7 +327,7 @@ export class Dispatcher {
     clearInterval(this.#poller);
     clearTimeout(this.#pruneTimer);
     this.#pruneTimer = undefined;
-    this.#scheduler.cancel();
+    this.#cancelWakeUp();
     await this.#pruning;
     await this.#pumping;
     await this.#settle();
@@ -414,7 +422,7 @@ export class Dispatcher {
         await this.#armScheduler();
       } catch (error) {
         this.#logger.error?.('could not claim deliveries; retrying in 1 s', { error: message(error) });
-        if (this.#running) this.#scheduler.wakeAt(new Date(Date.now() + 1_000), () => this.#kick());
+        if (this.#running) this.#wakeUpAt(new Date(Date.now() + 1_000));
       }
     } while (this.#pumpAgain && this.#running);
   }
@@ -450,8 +458,7 @@ export class Dispatcher {
         );
         return launched;
       }
-      for (const item of claimed) this.#launch(item);
-      launched += claimed.length;
+      for (const item of claimed) if (this.#launch(item)) launched++;
       if (claimed.length < free) {
         this.#drained = true;
         return launched;
@@ -465,12 +472,41 @@ export class Dispatcher {
     for (const [id, count] of this.#busy) if (count >= this.#perWebhook) saturated.push(id);
     const next = await this.#store.nextDueAt({ excludeWebhookIds: saturated });
     if (!this.#running) return;
-    if (next === null) this.#scheduler.cancel();
-    else this.#scheduler.wakeAt(next, () => this.#kick());
+    if (next === null) this.#cancelWakeUp();
+    else this.#wakeUpAt(next);
   }
 
-  #launch(claimed: ClaimedDelivery): void {
+  // A custom scheduler that throws must not stop the engine: the poll still kicks every pollIntervalMs.
+  #wakeUpAt(at: Date): void {
+    try {
+      this.#scheduler.wakeAt(at, () => this.#kick());
+    } catch (error) {
+      this.#logger.error?.('scheduler failed; next attempts start at the next poll', {
+        error: message(error),
+      });
+    }
+  }
+
+  #cancelWakeUp(): void {
+    try {
+      this.#scheduler.cancel();
+    } catch (error) {
+      this.#logger.error?.('scheduler failed to cancel a wake-up', { error: message(error) });
+    }
+  }
+
+  /** Starts the attempt in the background; false if this delivery's attempt is already running here. */
+  #launch(claimed: ClaimedDelivery): boolean {
     const { delivery, webhook } = claimed;
+    // Claimed again while its attempt is still running here: the process stalled past the lease (a blocked
+    // event loop). Sending it twice at once is what leases exist to prevent; the new lease runs out instead.
+    if (this.#inFlight.has(delivery.id)) {
+      this.#logger.warn?.('claimed a delivery whose attempt is still running; not sent twice', {
+        deliveryId: delivery.id,
+        webhookId: webhook.id,
+      });
+      return false;
+    }
     this.#busy.set(webhook.id, (this.#busy.get(webhook.id) ?? 0) + 1);
     const finished = (): void => {
       this.#inFlight.delete(delivery.id);
@@ -486,6 +522,7 @@ export class Dispatcher {
       finished();
     });
     this.#inFlight.set(delivery.id, attempt);
+    return true;
   }
 
   async #attempt({ delivery, webhook: stored }: ClaimedDelivery): Promise<void> {

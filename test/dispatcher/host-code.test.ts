@@ -1,7 +1,7 @@
 // The host's code inside the delivery engine: loggers and listeners that fail, stores that take their time,
 // callers that overlap. None of it may lose, duplicate or stall a delivery.
 import { describe, expect, it } from 'vitest';
-import type { Logger, Store } from '../../src/index.js';
+import { type ClaimedDelivery, Dispatcher, type Logger, type Store } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
 import { pageview, receiver, SITE, setup, until } from './harness.js';
 
@@ -91,6 +91,99 @@ describe('the host’s code in the engine', () => {
     await until(() => logs.some((line) => line.message === "a 'attempt:success' listener threw"));
     expect(seen).toEqual(['second listener', 'success']);
     expect(logs.filter((line) => line.message === "a 'attempt:start' listener threw")).toHaveLength(1);
+  });
+});
+
+describe('a scheduler or store that fails', () => {
+  it('a scheduler that throws leaves retries to the poll: nothing crashes, the retry goes out', async () => {
+    let calls = 0;
+    const target = await receiver((_request, response) => {
+      calls++;
+      response.writeHead(calls === 1 ? 500 : 200).end();
+    });
+    const { dispatcher, subscribe, logs } = await setup({
+      store: memoryStore(),
+      pollIntervalMs: 100,
+      retry: { delaysMs: [20] },
+      scheduler: {
+        wakeAt: () => {
+          throw new Error('scheduler backend down');
+        },
+        cancel: () => {
+          throw new Error('scheduler backend down');
+        },
+      },
+    });
+    await subscribe(target.url());
+    await dispatcher.start();
+    await dispatcher.emit(pageview());
+    await target.waitFor(2, 5000);
+    await within(dispatcher.stop(), 5000);
+    expect(
+      logs.some((line) => line.message === 'scheduler failed; next attempts start at the next poll'),
+    ).toBe(true);
+  });
+
+  it('a store whose subscribe throws: start() rejects, and a later start() delivers', async () => {
+    const inner = memoryStore();
+    let failSubscribe = true;
+    const store: Store = {
+      ...inner,
+      subscribe: (listener) => {
+        if (failSubscribe) throw new Error('LISTEN refused');
+        return inner.subscribe!(listener);
+      },
+    };
+    const target = await receiver();
+    const { dispatcher, subscribe } = await setup({ store, pollIntervalMs: 60_000 });
+    await subscribe(target.url());
+    await dispatcher.emit(pageview());
+    await expect(dispatcher.start()).rejects.toThrow('LISTEN refused');
+    failSubscribe = false;
+    await dispatcher.start();
+    await target.waitFor(1, 5000);
+  });
+
+  it('does not send a delivery twice at once when it is claimed again while its attempt runs', async () => {
+    const inner = memoryStore();
+    let first: ClaimedDelivery | undefined;
+    let replayed = false;
+    // A store whose lease ran out while this process was stalled: the next claim hands the delivery out again.
+    const store: Store = {
+      ...inner,
+      claimDeliveries: async (options) => {
+        const claimed = await inner.claimDeliveries(options);
+        if (first === undefined) first = claimed[0];
+        else if (!replayed) {
+          replayed = true;
+          return [...claimed, first];
+        }
+        return claimed;
+      },
+    };
+    const target = await receiver(async (_request, response) => {
+      await sleep(300);
+      response.writeHead(200).end();
+    });
+    const { dispatcher, subscribe, logs } = await setup({ store, pollIntervalMs: 50 });
+    await subscribe(target.url());
+    await dispatcher.start();
+    await dispatcher.emit(pageview());
+    await until(() => replayed);
+    await sleep(400);
+    expect(target.requests).toHaveLength(1);
+    expect(
+      logs.filter((line) => line.message.startsWith('claimed a delivery whose attempt is still running')),
+    ).toHaveLength(1);
+  });
+
+  it('refuses a lease that ends before an attempt can', async () => {
+    const store = memoryStore();
+    expect(() => new Dispatcher({ store, timeoutMs: 5_000, leaseMs: 5_000 })).toThrow(
+      'leaseMs (5000) must be longer than timeoutMs (5000): an attempt must end within its lease',
+    );
+    expect(() => new Dispatcher({ store, leaseMs: 1_000 })).toThrow(TypeError);
+    expect(() => new Dispatcher({ store, timeoutMs: 500, leaseMs: 1_000 })).not.toThrow();
   });
 });
 

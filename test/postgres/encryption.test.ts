@@ -169,6 +169,7 @@ describePostgres('secrets at rest [postgres]', () => {
         allowPrivateNetworks: true,
         tls: { ca: target.caCert },
         leaseMs: 100,
+        timeoutMs: 50,
         logger: capturingLogger(logs),
         ...(encryption && { encryption }),
       });

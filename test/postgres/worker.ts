@@ -58,6 +58,8 @@ const dispatcher = new Dispatcher({
   concurrency: config.concurrency,
   perWebhookConcurrency: config.perWebhookConcurrency,
   leaseMs: config.leaseMs,
+  // An attempt must end within its lease; the tests' receivers answer within 100 ms.
+  timeoutMs: Math.min(5_000, config.leaseMs / 2),
   retry: { delaysMs: config.retryDelaysMs },
   userAgent: `zta-test-worker/${config.name}`,
   logger,

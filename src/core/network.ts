@@ -4,9 +4,10 @@ const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR('2000::/3');
 
 /**
  * True when `address` (an IP literal) is anything but public unicast: loopback, private, link-local, CGNAT,
- * multicast, broadcast, unspecified, reserved, documentation ranges, or IPv6 forms that embed or translate
- * IPv4 (IPv4-mapped, NAT64, 6to4, Teredo), and IPv6 outside global unicast 2000::/3 (IPv4-compatible
- * ::a.b.c.d among them). ipaddr.js owns the range table. Not an IP at all → false.
+ * multicast, broadcast, unspecified, reserved, documentation ranges, or IPv6 forms that translate IPv4
+ * (NAT64, 6to4, Teredo), and IPv6 outside global unicast 2000::/3 (IPv4-compatible ::a.b.c.d among them).
+ * An IPv4-mapped address (::ffff:a.b.c.d) is judged as the IPv4 address it maps. ipaddr.js owns the range
+ * table. Not an IP at all → false.
  */
 export function isBlockedAddress(address: string): boolean {
   const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;

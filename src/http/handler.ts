@@ -8,7 +8,7 @@ import type {
   WebhookManager,
 } from '../core/manager.js';
 import { redactSecrets } from '../core/redact.js';
-import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from './json-body.js';
+import { DEFAULT_MAX_BODY_BYTES, isJsonContentType, readJsonBody } from './json-body.js';
 import { queryParam, requiredQueryParam } from './query.js';
 import { errorResponse, jsonResponse } from './responses.js';
 import { ALLOWED_METHODS, DEFAULT_BASE_PATH, matchRoute, normaliseBasePath, type Route } from './routes.js';
@@ -64,6 +64,11 @@ export function createWebhooksApi<P>(options: WebhooksApiOptions<P>): WebhooksAp
     const principal = await authenticate(request);
     if (principal === null || principal === undefined) {
       return errorResponse(401, 'Unauthorized', { 'www-authenticate': 'Bearer' });
+    }
+    // Also where the body is optional or unused: an HTML form on another site can POST with a user's
+    // cookies, but only as a form or text/plain; a JSON request from another origin needs CORS consent.
+    if (request.method === 'POST' && !isJsonContentType(request.headers.get('content-type'))) {
+      return errorResponse(415, 'Content-Type must be application/json');
     }
     return dispatch(route, request, url.searchParams, principal);
   }

@@ -31,7 +31,7 @@ export function isJsonContentType(header: string | null): boolean {
  *   (the rest is never read; the stream is cancelled), so at most `maxBytes` plus one chunk is ever held;
  * - 400 for an empty body, bytes that are not UTF-8, or text that is not JSON.
  * The JSON value is returned as is; its shape is the manager's to validate. With `optional`, an empty body
- * (with any Content-Type, or none) is `undefined` instead of a 400 or 415.
+ * is `undefined` instead of a 400 (the Content-Type must still be JSON).
  */
 export async function readJsonBody(
   request: Request,
@@ -40,7 +40,6 @@ export async function readJsonBody(
 ): Promise<unknown> {
   const optional = options.optional === true;
   if (!isJsonContentType(request.headers.get('content-type'))) {
-    if (optional && (await readBounded(request, maxBytes)).byteLength === 0) return undefined;
     throw new WebhookError('unsupported_media_type', 'Content-Type must be application/json');
   }
   const encoding = request.headers.get('content-encoding');

@@ -3,6 +3,7 @@
 import { request as httpRequest } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/index.js';
+import { delivery } from '../../src/testing/fixtures.js';
 import { createStore, describeEachStore } from '../postgres/stores.js';
 import { SITE, SPEC_CREATE_BODY, startApi } from './support.js';
 
@@ -156,6 +157,34 @@ describeEachStore('http: errors', () => {
       const { call } = await startApi();
       const answer = await call('PATCH', '/api/webhooks?id=wh_x', { body: new Blob([json]) });
       expect(answer.status).toBe(415);
+    });
+
+    it.each([
+      [''],
+      ['application/x-www-form-urlencoded'],
+      ['text/plain'],
+      ['multipart/form-data; boundary=x'],
+    ])('POSTs without a body as an HTML form sends them (Content-Type %j): nothing changes', async (type) => {
+      // A form on another site posting with the user's cookies: it cannot send application/json.
+      const { call, store } = await startApi();
+      const created = await call('POST', '/api/webhooks', { json: SPEC_CREATE_BODY });
+      const { id } = (created.body as { webhook: { id: string } }).webhook;
+      expect((await call('POST', `/api/webhooks/rotate-secret?id=${id}`)).status).toBe(200);
+      const before = await store.getWebhook(id);
+      const finished = delivery(before!, { status: 'failed', nextAttemptAt: null, attempts: 3 });
+      await store.insertDeliveries([finished]);
+      const form = { headers: { 'content-type': type } };
+      for (const path of [
+        `/api/webhooks/rotate-secret?id=${id}`,
+        `/api/webhooks/revoke-previous-secret?id=${id}`,
+        `/api/webhooks/redeliver?id=${finished.id}`,
+      ]) {
+        const answer = await call('POST', path, form);
+        expect(answer.status).toBe(415);
+        expect(answer.body).toStrictEqual({ error: 'Content-Type must be application/json' });
+      }
+      expect(await store.getWebhook(id)).toEqual(before);
+      expect((await store.getDelivery(finished.id))!.status).toBe('failed');
     });
 
     it('a content-encoded body', async () => {

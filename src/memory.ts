@@ -1,1 +1,1 @@
-export { memoryStore } from './adapters/memory/store.js';
+export { type MemoryStore, memoryStore } from './adapters/memory/store.js';

@@ -9,7 +9,7 @@ import type {
   TransportResult,
   WriteOptions,
 } from '../adapters/types.js';
-import { undiciTransport } from '../transport/undici-transport.js';
+import { type UndiciTransportOptions, undiciTransport } from '../transport/undici-transport.js';
 import { signPayload } from '../verify/sign.js';
 import { signStandardPayload } from '../verify/standard.js';
 import { USER_AGENT } from '../version.js';
@@ -89,7 +89,7 @@ export interface DispatcherOptions {
   /** Default: `undiciTransport({ tls, allowPrivateNetworks })`. */
   transport?: Transport;
   /** Extra trusted CA certificates for the default transport. Certificates are always verified. */
-  tls?: { ca?: string | string[] };
+  tls?: UndiciTransportOptions['tls'];
   /** Allow deliveries to loopback, private and reserved addresses. For tests and local demos only. */
   allowPrivateNetworks?: boolean;
   /** For the whole attempt: connect, headers and body. Default 5000. */
@@ -122,7 +122,7 @@ export interface DispatcherOptions {
    * `webhook-timestamp` and `webhook-signature`. Default `['zta']`. The `X-ZTA-Event`, `-Webhook-ID`,
    * `-Delivery-ID` and `-Timestamp` headers are sent whatever the schemes.
    */
-  signatureSchemes?: SignatureScheme[];
+  signatureSchemes?: readonly SignatureScheme[];
   /**
    * The keys secrets were encrypted with at rest (the manager's `encryption`; give both the same keys).
    * Claimed webhooks' secrets are decrypted right before signing. A delivery whose secret cannot be

@@ -43,19 +43,19 @@ export interface ReencryptSecretsOptions {
 export interface CreateWebhookInput {
   siteId: string;
   url: string;
-  events: string[];
+  events: readonly string[];
   description?: string | null;
   /** Non-empty, known schemes, no duplicates; `null` or absent: the dispatcher's default. */
-  signatureSchemes?: SignatureScheme[] | null;
+  signatureSchemes?: readonly SignatureScheme[] | null;
 }
 
 export interface UpdateWebhookInput {
   url?: string;
-  events?: string[];
+  events?: readonly string[];
   description?: string | null;
   active?: boolean;
   /** `null` goes back to the dispatcher's default. */
-  signatureSchemes?: SignatureScheme[] | null;
+  signatureSchemes?: readonly SignatureScheme[] | null;
 }
 
 export interface RotateSecretOptions {

@@ -12,7 +12,7 @@ const DRAIN_LIMIT_BYTES = 64 * 1024;
 
 export interface UndiciTransportOptions {
   /** Extra trusted CA certificates (PEM). Certificates are always verified. */
-  tls?: { ca?: string | string[] };
+  tls?: { ca?: string | Buffer | readonly (string | Buffer)[] };
   /** Allow loopback, private and reserved addresses, at connect time and as IP literals. */
   allowPrivateNetworks?: boolean;
   /** Connections kept per origin. */

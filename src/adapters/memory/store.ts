@@ -32,11 +32,14 @@ export function consecutiveFailuresReason(count: number): string {
   return `Disabled after ${count} consecutive failed deliveries`;
 }
 
+/** A `Store` with the optional methods the memory store has. */
+export type MemoryStore = Store & Required<Pick<Store, 'listAllWebhooks' | 'pruneDeliveries' | 'subscribe'>>;
+
 /**
  * The embedded default store: everything in this process's memory, nothing survives a restart. Every
  * method finishes its work before its first `await`, so each call is atomic against the others.
  */
-export function memoryStore(): Store {
+export function memoryStore(): MemoryStore {
   const webhooks = new Map<string, WebhookRecord>();
   const webhooksBySite = new Map<string, Set<string>>();
   /** Deliveries that may still change: pending or delivering. */

@@ -20,6 +20,8 @@ const dispatcher = new Dispatcher({
   allowPrivateNetworks: true,
   concurrency: config.concurrency,
   perWebhookConcurrency: config.perWebhookConcurrency,
+  // All the bench's webhooks are on one site: no tenant to keep from the others' slots.
+  perSiteConcurrency: config.concurrency,
   retention: false,
   logger: { error: (message, fields) => console.error('pg-worker:', message, fields) },
 });

@@ -29,6 +29,7 @@ import {
 import { redactSecrets } from './redact.js';
 import { judgeAttempt, type RetryPolicy, SPEC_RETRY_POLICY, validateRetryPolicy } from './retry.js';
 import { type SecretCipher, type SecretEncryption, secretCipher } from './secret-cipher.js';
+import { InFlightSlots } from './slots.js';
 import { timerScheduler } from './timer-scheduler.js';
 import { previousSecretActive } from './views.js';
 
@@ -102,6 +103,12 @@ export interface DispatcherOptions {
   concurrency?: number;
   /** Attempts in flight at once to any one webhook. Default 8. */
   perWebhookConcurrency?: number;
+  /**
+   * Attempts in flight at once to the webhooks of any one site (tenant), so that one site's slow receivers
+   * cannot hold every slot while other sites' deliveries wait. Default: a quarter of `concurrency`, at least
+   * `perWebhookConcurrency` (16 with the defaults). A single-tenant host can set it to `concurrency`.
+   */
+  perSiteConcurrency?: number;
   /** How long a claimed delivery stays reserved for this process. Default: long enough to drain a full batch. */
   leaseMs?: number;
   /** Safety-net poll for work queued where the store cannot notify. Default 1000 ms without `store.subscribe`, 30 s with. */
@@ -162,7 +169,7 @@ export class Dispatcher {
   #pruning: Promise<void> | null = null;
 
   readonly #inFlight = new Map<string, Promise<void>>();
-  readonly #busy = new Map<string, number>();
+  readonly #slots: InFlightSlots;
   #running = false;
   #draining = 0;
   #pumping: Promise<void> | null = null;
@@ -196,6 +203,11 @@ export class Dispatcher {
       options.perWebhookConcurrency ?? DEFAULT_PER_WEBHOOK_CONCURRENCY,
       'perWebhookConcurrency',
     );
+    const perSite = positive(
+      options.perSiteConcurrency ?? Math.max(this.#perWebhook, Math.ceil(this.#concurrency / 4)),
+      'perSiteConcurrency',
+    );
+    this.#slots = new InFlightSlots(this.#perWebhook, perSite);
     // A claimed batch for one webhook waits its turn in rounds of `perWebhook`; the lease must outlast them.
     const rounds = Math.ceil(this.#concurrency / this.#perWebhook) + 1;
     this.#leaseMs = positive(options.leaseMs ?? Math.max(60_000, rounds * this.#timeoutMs), 'leaseMs');
@@ -449,7 +461,7 @@ export class Dispatcher {
         limit: free,
         leaseMs: this.#leaseMs,
         perWebhookLimit: this.#perWebhook,
-        busyWebhooks: this.#busy,
+        busyWebhooks: this.#slots.claimLimits(),
       });
       if (!this.#active) {
         await this.#store.releaseDeliveries(
@@ -458,19 +470,46 @@ export class Dispatcher {
         );
         return launched;
       }
-      for (const item of claimed) if (this.#launch(item)) launched++;
+      const overCap: string[] = [];
+      let started = 0;
+      let learned = false;
+      for (const item of claimed) {
+        const { delivery, webhook } = item;
+        // Claimed again while its attempt is still running here: the process stalled past the lease (a
+        // blocked event loop). Sending it twice at once is what leases exist to prevent; the new lease runs
+        // out instead (released, another worker could take it while this attempt runs).
+        if (this.#inFlight.has(delivery.id)) {
+          this.#logger.warn?.('claimed a delivery whose attempt is still running; not sent twice', {
+            deliveryId: delivery.id,
+            webhookId: webhook.id,
+          });
+          continue;
+        }
+        if (!this.#slots.hasRoom(delivery.siteId)) {
+          learned = this.#slots.note(webhook.id, delivery.siteId) || learned;
+          overCap.push(delivery.id);
+          continue;
+        }
+        this.#launch(item);
+        started++;
+      }
+      launched += started;
+      // Over its site's cap: back to pending for later, or for another worker.
+      if (overCap.length > 0) await this.#store.releaseDeliveries(overCap, new Date());
       if (claimed.length < free) {
         this.#drained = true;
         return launched;
       }
+      // Only claims left out for a site at its cap, and nothing new learned to leave out next time (a store
+      // that ignores busyWebhooks): stop here rather than claim the same again; the next attempt to finish
+      // kicks (the engine is not drained).
+      if (started === 0 && !learned) return launched;
     }
   }
 
   async #armScheduler(): Promise<void> {
     if (!this.#running || this.#inFlight.size >= this.#concurrency) return;
-    const saturated: string[] = [];
-    for (const [id, count] of this.#busy) if (count >= this.#perWebhook) saturated.push(id);
-    const next = await this.#store.nextDueAt({ excludeWebhookIds: saturated });
+    const next = await this.#store.nextDueAt({ excludeWebhookIds: this.#slots.saturated() });
     if (!this.#running) return;
     if (next === null) this.#cancelWakeUp();
     else this.#wakeUpAt(next);
@@ -495,34 +534,22 @@ export class Dispatcher {
     }
   }
 
-  /** Starts the attempt in the background; false if this delivery's attempt is already running here. */
-  #launch(claimed: ClaimedDelivery): boolean {
+  /** Starts the attempt in the background. */
+  #launch(claimed: ClaimedDelivery): void {
     const { delivery, webhook } = claimed;
-    // Claimed again while its attempt is still running here: the process stalled past the lease (a blocked
-    // event loop). Sending it twice at once is what leases exist to prevent; the new lease runs out instead.
-    if (this.#inFlight.has(delivery.id)) {
-      this.#logger.warn?.('claimed a delivery whose attempt is still running; not sent twice', {
-        deliveryId: delivery.id,
-        webhookId: webhook.id,
-      });
-      return false;
-    }
-    this.#busy.set(webhook.id, (this.#busy.get(webhook.id) ?? 0) + 1);
+    this.#slots.take(webhook.id, delivery.siteId);
     const finished = (): void => {
       this.#inFlight.delete(delivery.id);
-      const count = (this.#busy.get(webhook.id) ?? 1) - 1;
-      if (count === 0) this.#busy.delete(webhook.id);
-      else this.#busy.set(webhook.id, count);
-      // Nothing else was due when the store was last asked: a freed slot finds work only for a webhook
-      // that was at its limit (its due deliveries were passed over). Other new work kicks by itself.
-      if (!this.#drained || count + 1 >= this.#perWebhook) this.#kick();
+      const wasFull = this.#slots.give(webhook.id, delivery.siteId);
+      // Nothing else was due when the store was last asked: a freed slot finds work only for a webhook or
+      // site that was at its limit (its due deliveries were passed over). Other new work kicks by itself.
+      if (!this.#drained || wasFull) this.#kick();
     };
     const attempt = this.#attempt(claimed).then(finished, (error: unknown) => {
       this.#logger.error?.('attempt crashed', { deliveryId: delivery.id, error: message(error) });
       finished();
     });
     this.#inFlight.set(delivery.id, attempt);
-    return true;
   }
 
   async #attempt({ delivery, webhook: stored }: ClaimedDelivery): Promise<void> {

@@ -57,6 +57,8 @@ const dispatcher = new Dispatcher({
   allowPrivateNetworks: true,
   concurrency: config.concurrency,
   perWebhookConcurrency: config.perWebhookConcurrency,
+  // The tests' webhooks are on one site: every slot may go to it.
+  perSiteConcurrency: config.concurrency,
   leaseMs: config.leaseMs,
   // An attempt must end within its lease; the tests' receivers answer within 100 ms.
   timeoutMs: Math.min(5_000, config.leaseMs / 2),

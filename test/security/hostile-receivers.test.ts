@@ -346,3 +346,63 @@ describe('a receiver that never completes the TLS handshake (or a TCP black hole
     expect(performance.now() - closing).toBeLessThan(SLACK_MS);
   });
 });
+
+describe('one site cannot hold every slot', () => {
+  it('ten slow webhooks of one site, enough to fill every slot, leave room for other sites', async () => {
+    const timeoutMs = 2500;
+    const perSite = 6;
+    const { manager, dispatcher } = harness({
+      timeoutMs,
+      concurrency: 16,
+      perWebhookConcurrency: 4,
+      perSiteConcurrency: perSite,
+    });
+    // Ten webhooks (the spec's maximum per site) answering just inside the timeout would take 40 slots.
+    const slowIds = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const slow = await receiver({ ca: ca.forReceiver(), handler: hang() });
+      const { webhook } = await manager.create('owner', {
+        siteId: 'site_slow',
+        url: slow.url(),
+        events: ['pageview'],
+      });
+      slowIds.add(webhook.id);
+    }
+    const healthy = await receiver({ ca: ca.forReceiver() });
+    await manager.create('owner', { siteId: 'site_good', url: healthy.url(), events: ['pageview'] });
+
+    let slowInFlight = 0;
+    let maxSlowInFlight = 0;
+    let firstSlowEnd = Number.POSITIVE_INFINITY;
+    dispatcher.on('attempt:start', ({ webhookId }) => {
+      if (!slowIds.has(webhookId)) return;
+      maxSlowInFlight = Math.max(maxSlowInFlight, ++slowInFlight);
+    });
+    const finished = (info: AttemptInfo) => {
+      if (!slowIds.has(info.webhookId)) return;
+      slowInFlight--;
+      firstSlowEnd = Math.min(firstSlowEnd, performance.now());
+    };
+    dispatcher.on('attempt:success', finished);
+    dispatcher.on('attempt:failure', finished);
+
+    await dispatcher.start();
+    const begun = performance.now();
+    // The slow site's backlog first (each event makes ten deliveries), then the other site's traffic.
+    await dispatcher.emitMany(Array.from({ length: 8 }, (_, i) => event('site_slow', `/s${i}`)));
+    await dispatcher.emitMany(Array.from({ length: 20 }, (_, i) => event('site_good', `/p${i}`)));
+    await healthy.waitFor(20, timeoutMs);
+    const healthyDoneAt = performance.now();
+
+    expect(healthyDoneAt).toBeLessThan(firstSlowEnd);
+    expect(healthyDoneAt - begun).toBeLessThan(timeoutMs);
+    expect(slowInFlight).toBe(perSite);
+    await dispatcher.stop();
+    expect(maxSlowInFlight).toBe(perSite);
+    // Nothing of the slow site was lost: attempted (timed out) or back to pending, none left delivering.
+    const { deliveries } = await manager.deliveries('owner', { siteId: 'site_slow', limit: 100 });
+    expect(deliveries).toHaveLength(80);
+    expect(deliveries.filter((d) => d.status === 'failed')).toHaveLength(perSite);
+    expect(deliveries.filter((d) => d.status === 'pending')).toHaveLength(80 - perSite);
+  });
+});

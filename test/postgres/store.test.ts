@@ -1004,6 +1004,26 @@ describePostgres('postgresStore', () => {
     expect(await named(false)).toEqual([]);
   });
 
+  it('names migrate() when the schema was never migrated, on every kind of call', async () => {
+    const schema = `${db.schema}_never_migrated`;
+    const store = postgresStore({ pool: db.pool, schema, notify: false });
+    const hint = `(has migrate(pool, { schema: "${schema}" }) run on this database?)`;
+    const calls: [string, () => Promise<unknown>][] = [
+      ['createWebhook', () => store.createWebhook(webhook(), { maxPerSite: 10 })],
+      ['getWebhook', () => store.getWebhook('wh_x')],
+      ['claimDeliveries', () => store.claimDeliveries({ now: new Date(), limit: 1, leaseMs: 1000 })],
+      ['pruneDeliveries', () => store.pruneDeliveries({ olderThan: new Date() })],
+    ];
+    for (const [name, call] of calls) {
+      const error = await call().then(
+        () => null,
+        (rejection: unknown) => rejection as Error & { code?: string },
+      );
+      expect(error?.code, name).toBe('42P01');
+      expect(error?.message, name).toContain(hint);
+    }
+  });
+
   it('finds nothing, instead of failing, for ids with a NUL (Postgres cannot store one) or invalid dates', async () => {
     await db.truncate();
     const store = db.store({ notify: false });

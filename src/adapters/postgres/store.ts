@@ -75,6 +75,17 @@ const CONFLICT_CODES = new Set(['40P01', '40001']);
 const ALREADY_RECORDED = '23505';
 const CONFLICT_RETRIES = 3;
 
+/** SQLSTATE of a missing table: the schema is not there, or not migrated. */
+const UNDEFINED_TABLE = '42P01';
+
+/** Adds the likely cause to Postgres' "relation … does not exist", which says nothing of `migrate()`. */
+function withMigrateHint(error: unknown, schema: string): unknown {
+  if (error instanceof Error && (error as { code?: unknown }).code === UNDEFINED_TABLE) {
+    error.message += ` (has migrate(pool, { schema: ${JSON.stringify(schema)} }) run on this database?)`;
+  }
+  return error;
+}
+
 function rolledBackByConflict(key: PreparedKey, error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code as string;
@@ -192,8 +203,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     ]),
   ) as Record<PreparedKey, string>;
   const query = async (statement: string, values: unknown[], client?: SqlClient): Promise<Row[]> => {
-    const result = await (client ?? pool).query(statement, values);
-    return result.rows as Row[];
+    try {
+      const result = await (client ?? pool).query(statement, values);
+      return result.rows as Row[];
+    } catch (error) {
+      throw withMigrateHint(error, schema);
+    }
   };
   /**
    * The delivery-path statements. On the pool each is its own transaction, so when Postgres picks one as a
@@ -211,7 +226,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         const result = await pool.query(statement);
         return result.rows as Row[];
       } catch (error) {
-        if (retries >= CONFLICT_RETRIES || !rolledBackByConflict(key, error)) throw error;
+        if (retries >= CONFLICT_RETRIES || !rolledBackByConflict(key, error)) {
+          throw withMigrateHint(error, schema);
+        }
       }
     }
   };
@@ -223,24 +240,28 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     async createWebhook(record, { maxPerSite }) {
       return inTransaction(pool, async (client) => {
         await client.query(text.lockSite, [schema, record.siteId]);
-        const { rows } = await client.query(text.insertWebhook, [
-          record.id,
-          record.siteId,
-          record.url,
-          record.events,
-          record.description,
-          secrets.seal(record.secret),
-          record.active,
-          record.disabledReason,
-          record.consecutiveFailures,
-          record.createdAt,
-          record.updatedAt,
-          record.lastTriggered,
-          maxPerSite,
-          record.previousSecret === null ? null : secrets.seal(record.previousSecret),
-          record.previousSecretExpiresAt,
-          record.signatureSchemes,
-        ]);
+        const rows = await query(
+          text.insertWebhook,
+          [
+            record.id,
+            record.siteId,
+            record.url,
+            record.events,
+            record.description,
+            secrets.seal(record.secret),
+            record.active,
+            record.disabledReason,
+            record.consecutiveFailures,
+            record.createdAt,
+            record.updatedAt,
+            record.lastTriggered,
+            maxPerSite,
+            record.previousSecret === null ? null : secrets.seal(record.previousSecret),
+            record.previousSecretExpiresAt,
+            record.signatureSchemes,
+          ],
+          client,
+        );
         return rows.length > 0 ? 'created' : 'limit_reached';
       });
     },

@@ -91,7 +91,10 @@ export function urlSchema(allowPrivateNetworks: boolean) {
 }
 
 export const eventsSchema = z
-  .array(z.unknown(), { error: 'events must be an array of event types' })
+  .array(z.unknown(), {
+    error: (issue) =>
+      issue.input === undefined ? 'events is required' : 'events must be an array of event types',
+  })
   .transform((events, ctx): EventType[] => {
     if (events.length === 0) {
       fail(ctx, 'validation_failed', 'events must contain at least one event type');

@@ -114,7 +114,7 @@ describe('WebhookManager', () => {
       [[], 'events must contain at least one event type', 'validation_failed'],
       [['goal', 'goal'], 'Duplicate event type: goal', 'validation_failed'],
       ['pageview', 'events must be an array of event types', 'validation_failed'],
-      [undefined, 'events must be an array of event types', 'validation_failed'],
+      [undefined, 'events is required', 'validation_failed'],
     ])('refuses events %j', async (events, message, code) => {
       const error = await rejection(manager.create(alice, { ...valid, events: events as string[] }));
       expect(error).toMatchObject({ status: 400, code, message });

@@ -289,7 +289,7 @@ describeEachStore('http: errors', () => {
       ['{"siteId": 42, "url": "https://a.example", "events": ["goal"]}', 'siteId must be a string'],
       ['{"siteId": "site_abc123", "events": ["goal"]}', 'url is required'],
       ['{"siteId": "site_abc123", "url": 1, "events": ["goal"]}', 'url must be a string'],
-      ['{"siteId": "site_abc123", "url": "https://a.example"}', 'events must be an array of event types'],
+      ['{"siteId": "site_abc123", "url": "https://a.example"}', 'events is required'],
       [
         '{"siteId": "site_abc123", "url": "https://a.example", "events": "goal"}',
         'events must be an array of event types',

@@ -130,8 +130,12 @@ export interface Store {
    * time); the memory store, whose writes cannot fail halfway, does not check.
    */
   completeAttempts(outcomes: AttemptOutcome[]): Promise<CompletionEffect[]>;
-  /** Returns `delivering` deliveries to `pending`, due at `now` (a worker stopping without attempting). */
-  releaseDeliveries(ids: readonly string[], now: Date): Promise<void>;
+  /**
+   * Returns `delivering` deliveries to `pending`, due at `now` (a worker stopping without attempting). With
+   * `leases` (parallel to `ids`: the lease each was claimed under), only those still held under that lease:
+   * one whose lease ran out and that another worker claimed since is that worker's now.
+   */
+  releaseDeliveries(ids: readonly string[], now: Date, leases?: readonly (Date | null)[]): Promise<void>;
   /**
    * When `claimDeliveries` will next find something: the earliest due time (or lease expiry) among
    * deliveries of active webhooks, leaving out the excluded ones (webhooks the caller has no slot for).

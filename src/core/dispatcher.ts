@@ -464,13 +464,10 @@ export class Dispatcher {
         busyWebhooks: this.#slots.claimLimits(),
       });
       if (!this.#active) {
-        await this.#store.releaseDeliveries(
-          claimed.map((c) => c.delivery.id),
-          new Date(),
-        );
+        await this.#release(claimed);
         return launched;
       }
-      const overCap: string[] = [];
+      const overCap: ClaimedDelivery[] = [];
       let started = 0;
       let learned = false;
       for (const item of claimed) {
@@ -487,7 +484,7 @@ export class Dispatcher {
         }
         if (!this.#slots.hasRoom(delivery.siteId)) {
           learned = this.#slots.note(webhook.id, delivery.siteId) || learned;
-          overCap.push(delivery.id);
+          overCap.push(item);
           continue;
         }
         this.#launch(item);
@@ -495,7 +492,7 @@ export class Dispatcher {
       }
       launched += started;
       // Over its site's cap: back to pending for later, or for another worker.
-      if (overCap.length > 0) await this.#store.releaseDeliveries(overCap, new Date());
+      if (overCap.length > 0) await this.#release(overCap);
       if (claimed.length < free) {
         this.#drained = true;
         return launched;
@@ -505,6 +502,15 @@ export class Dispatcher {
       // kicks (the engine is not drained).
       if (started === 0 && !learned) return launched;
     }
+  }
+
+  /** Gives claims back unattempted, each only while its lease holds (one that ran out is another's now). */
+  async #release(claimed: readonly ClaimedDelivery[]): Promise<void> {
+    await this.#store.releaseDeliveries(
+      claimed.map((c) => c.delivery.id),
+      new Date(),
+      claimed.map((c) => c.delivery.leaseExpiresAt),
+    );
   }
 
   async #armScheduler(): Promise<void> {

@@ -687,6 +687,24 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([d.id]);
     });
 
+    it('releases a claim only while the lease it names still holds it', async () => {
+      await store.insertDeliveries([delivery(hook), delivery(hook)]);
+      const first = await claimAll(at(0), { leaseMs: 1_000 });
+      const lease = (id: string) => first.find((c) => c.delivery.id === id)!.delivery.leaseExpiresAt;
+      // The leases ran out (a worker stalled) and another worker claimed one of them again.
+      const [again] = await claimAll(at(2_000), { leaseMs: 60_000, limit: 1 });
+      const taken = again!.delivery.id;
+      const left = first.map((c) => c.delivery.id).find((id) => id !== taken)!;
+      await store.releaseDeliveries([taken, left], at(2_500), [lease(taken), lease(left)]);
+      expect(await store.getDelivery(taken)).toMatchObject({
+        status: 'delivering',
+        leaseExpiresAt: at(62_000),
+      });
+      expect(await store.getDelivery(left)).toMatchObject({ status: 'pending', nextAttemptAt: at(2_500) });
+      await store.releaseDeliveries([taken], at(3_000), [again!.delivery.leaseExpiresAt]);
+      expect(await store.getDelivery(taken)).toMatchObject({ status: 'pending', nextAttemptAt: at(3_000) });
+    });
+
     it('requeues only finished deliveries, from attempt 0', async () => {
       const d = delivery(hook);
       await store.insertDeliveries([d]);

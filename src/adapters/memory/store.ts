@@ -391,10 +391,12 @@ export function memoryStore(): MemoryStore {
       return effects;
     },
 
-    async releaseDeliveries(ids, now) {
-      for (const id of ids) {
+    async releaseDeliveries(ids, now, leases) {
+      for (const [index, id] of ids.entries()) {
         const delivery = deliveries.get(id);
         if (delivery?.status !== 'delivering') continue;
+        const lease = leases?.[index];
+        if (lease != null && delivery.leaseExpiresAt!.getTime() !== lease.getTime()) continue;
         Object.assign(delivery, {
           status: 'pending',
           nextAttemptAt: now,

@@ -639,13 +639,14 @@ LEFT JOIN disabling x ON x.webhook_id = o.webhook_id AND x.ord = o.ord
 ORDER BY o.ord`;
 }
 
-/** `$1` ids, `$2` now, `$3` channel or null. */
+/** `$1` ids, `$2` now, `$3` channel or null, `$4` the lease of each id (null, or a null element: any). */
 export function releaseDeliveries(schema: string): string {
   const s = quoteSchema(schema);
   return `WITH released AS (
-  UPDATE ${s}.deliveries
+  UPDATE ${s}.deliveries d
   SET status = 'pending', next_attempt_at = $2, lease_expires_at = NULL, updated_at = $2
-  WHERE id = ANY ($1::text[]) AND status = 'delivering'
+  FROM unnest($1::text[], $4::timestamptz[]) AS r(id, lease)
+  WHERE d.id = r.id AND d.status = 'delivering' AND (r.lease IS NULL OR d.lease_expires_at = r.lease)
   RETURNING 1
 )
 ${notifyIf('released', '$3')}`;

@@ -418,9 +418,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       );
     },
 
-    async releaseDeliveries(ids, now) {
+    async releaseDeliveries(ids, now, leases) {
       if (ids.length === 0) return;
-      await run('releaseDeliveries', [ids, now, notifyChannel]);
+      await run('releaseDeliveries', [ids, now, notifyChannel, leases ?? null]);
     },
 
     async nextDueAt({ excludeWebhookIds = [] } = {}) {

@@ -90,12 +90,17 @@ export function parseRetryAfter(value: string | undefined, now: Date): number | 
   return Math.max(0, date - now.getTime());
 }
 
+/**
+ * The longest retry delay and `Retry-After` cap taken: a year. A due time past what a Date can hold would be
+ * Invalid, and the store could not record the outcome (nor the others written with it).
+ */
+const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
+
 export function validateRetryPolicy(policy: RetryPolicy): RetryPolicy {
-  const valid =
-    policy.delaysMs.every((delay) => Number.isFinite(delay) && delay >= 0) &&
-    Number.isFinite(policy.retryAfterCapMs) &&
-    policy.retryAfterCapMs >= 0;
-  if (!valid)
-    throw new TypeError('retry delays and retryAfterCapMs must be finite, non-negative milliseconds');
+  const inRange = (ms: number) => Number.isFinite(ms) && ms >= 0 && ms <= MAX_DELAY_MS;
+  const valid = policy.delaysMs.every(inRange) && inRange(policy.retryAfterCapMs);
+  if (!valid) {
+    throw new TypeError('retry delays and retryAfterCapMs must be milliseconds from 0 to 365 days');
+  }
   return { delaysMs: [...policy.delaysMs], retryAfterCapMs: policy.retryAfterCapMs };
 }

@@ -177,6 +177,17 @@ describe('a scheduler or store that fails', () => {
     ).toHaveLength(1);
   });
 
+  it('refuses retry delays and a Retry-After cap beyond a year (a due time no Date holds)', () => {
+    const store = memoryStore();
+    const year = 365 * 24 * 60 * 60 * 1000;
+    for (const retry of [{ delaysMs: [year + 1] }, { retryAfterCapMs: 1e300 }, { delaysMs: [-1] }]) {
+      expect(() => new Dispatcher({ store, retry })).toThrow(
+        'retry delays and retryAfterCapMs must be milliseconds from 0 to 365 days',
+      );
+    }
+    expect(() => new Dispatcher({ store, retry: { delaysMs: [year], retryAfterCapMs: year } })).not.toThrow();
+  });
+
   it('refuses a lease that ends before an attempt can', async () => {
     const store = memoryStore();
     expect(() => new Dispatcher({ store, timeoutMs: 5_000, leaseMs: 5_000 })).toThrow(

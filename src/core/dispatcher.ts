@@ -473,8 +473,8 @@ export class Dispatcher {
       for (const item of claimed) {
         const { delivery, webhook } = item;
         // Claimed again while its attempt is still running here: the process stalled past the lease (a
-        // blocked event loop). Sending it twice at once is what leases exist to prevent; the new lease runs
-        // out instead (released, another worker could take it while this attempt runs).
+        // blocked event loop). Sending it twice at once is what leases exist to prevent. Not released
+        // either (another worker could take it while this attempt runs): the new lease runs out instead.
         if (this.#inFlight.has(delivery.id)) {
           this.#logger.warn?.('claimed a delivery whose attempt is still running; not sent twice', {
             deliveryId: delivery.id,

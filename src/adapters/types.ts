@@ -43,6 +43,11 @@ export interface ClaimOptions {
 export interface ClaimedDelivery {
   delivery: DeliveryRecord;
   webhook: WebhookRecord;
+  /**
+   * When it was due: its next attempt time, or the end of the expired lease it was claimed again from.
+   * Given back to `releaseDeliveries`, it puts a delivery back in its place in the queue.
+   */
+  dueAt?: Date;
 }
 
 export type AttemptNext =
@@ -131,11 +136,18 @@ export interface Store {
    */
   completeAttempts(outcomes: AttemptOutcome[]): Promise<CompletionEffect[]>;
   /**
-   * Returns `delivering` deliveries to `pending`, due at `now` (a worker stopping without attempting). With
-   * `leases` (parallel to `ids`: the lease each was claimed under), only those still held under that lease:
-   * one whose lease ran out and that another worker claimed since is that worker's now.
+   * Returns `delivering` deliveries to `pending` (a worker stopping without attempting, or over a limit),
+   * each due at its `dueAt` (parallel to `ids`: a claim's `dueAt`, which keeps a webhook's deliveries in
+   * order) or, without one, at `now`. With `leases` (parallel to `ids`: the lease each was claimed under),
+   * only those still held under that lease: one whose lease ran out and that another worker claimed since is
+   * that worker's now.
    */
-  releaseDeliveries(ids: readonly string[], now: Date, leases?: readonly (Date | null)[]): Promise<void>;
+  releaseDeliveries(
+    ids: readonly string[],
+    now: Date,
+    leases?: readonly (Date | null)[],
+    dueAt?: readonly (Date | null | undefined)[],
+  ): Promise<void>;
   /**
    * When `claimDeliveries` will next find something: the earliest due time (or lease expiry) among
    * deliveries of active webhooks, leaving out the excluded ones (webhooks the caller has no slot for).

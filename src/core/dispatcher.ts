@@ -168,7 +168,8 @@ export class Dispatcher {
   #pruneTimer: NodeJS.Timeout | undefined;
   #pruning: Promise<void> | null = null;
 
-  readonly #inFlight = new Map<string, Promise<void>>();
+  /** Attempts running, by delivery id: the attempt, and the delivery record its outcome will name. */
+  readonly #inFlight = new Map<string, { done: Promise<void>; delivery: DeliveryRecord }>();
   readonly #slots: InFlightSlots;
   #running = false;
   #draining = 0;
@@ -396,7 +397,9 @@ export class Dispatcher {
   }
 
   async #settle(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight.values()]);
+    while (this.#inFlight.size > 0) {
+      await Promise.allSettled([...this.#inFlight.values()].map((running) => running.done));
+    }
     await this.#writer.flush();
   }
 
@@ -473,10 +476,12 @@ export class Dispatcher {
       for (const item of claimed) {
         const { delivery, webhook } = item;
         // Claimed again while its attempt is still running here: the process stalled past the lease (a
-        // blocked event loop). Sending it twice at once is what leases exist to prevent. Not released
-        // either (another worker could take it while this attempt runs): the new lease runs out instead.
-        if (this.#inFlight.has(delivery.id)) {
-          this.#logger.warn?.('claimed a delivery whose attempt is still running; not sent twice', {
+        // blocked event loop). Not sent twice at once, nor released (another worker could take it while
+        // this attempt runs): the running attempt takes over the new lease, so its outcome still applies.
+        const running = this.#inFlight.get(delivery.id);
+        if (running !== undefined) {
+          running.delivery.leaseExpiresAt = delivery.leaseExpiresAt;
+          this.#logger.warn?.('claimed a delivery whose attempt is still running; it keeps the new lease', {
             deliveryId: delivery.id,
             webhookId: webhook.id,
           });
@@ -504,12 +509,16 @@ export class Dispatcher {
     }
   }
 
-  /** Gives claims back unattempted, each only while its lease holds (one that ran out is another's now). */
+  /**
+   * Gives claims back unattempted, in their places in the queue (a webhook's deliveries stay in order), each
+   * only while its lease holds (one that ran out is another worker's now).
+   */
   async #release(claimed: readonly ClaimedDelivery[]): Promise<void> {
     await this.#store.releaseDeliveries(
       claimed.map((c) => c.delivery.id),
       new Date(),
       claimed.map((c) => c.delivery.leaseExpiresAt),
+      claimed.map((c) => c.dueAt ?? null),
     );
   }
 
@@ -555,7 +564,7 @@ export class Dispatcher {
       this.#logger.error?.('attempt crashed', { deliveryId: delivery.id, error: message(error) });
       finished();
     });
-    this.#inFlight.set(delivery.id, attempt);
+    this.#inFlight.set(delivery.id, { done: attempt, delivery });
   }
 
   async #attempt({ delivery, webhook: stored }: ClaimedDelivery): Promise<void> {

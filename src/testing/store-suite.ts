@@ -687,6 +687,18 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect((await claimAll(at(10))).map((c) => c.delivery.id)).toEqual([d.id]);
     });
 
+    it('releases claims back in their places when given their due times', async () => {
+      const [a, b, c] = [at(1), at(2), at(3)].map((due) => delivery(hook, { nextAttemptAt: due }));
+      await store.insertDeliveries([a!, b!, c!]);
+      const [first] = await claimAll(at(10), { limit: 1 });
+      expect(first!.delivery.id).toBe(a!.id);
+      // Stores written before ClaimedDelivery.dueAt may leave it out.
+      if (first!.dueAt !== undefined) expect(first!.dueAt).toEqual(at(1));
+      await store.releaseDeliveries([a!.id], at(20), [first!.delivery.leaseExpiresAt], [at(1)]);
+      expect(await store.getDelivery(a!.id)).toMatchObject({ status: 'pending', nextAttemptAt: at(1) });
+      expect((await claimAll(at(30))).map((claimed) => claimed.delivery.id)).toEqual([a!.id, b!.id, c!.id]);
+    });
+
     it('releases a claim only while the lease it names still holds it', async () => {
       await store.insertDeliveries([delivery(hook), delivery(hook)]);
       const first = await claimAll(at(0), { leaseMs: 1_000 });

@@ -141,6 +141,31 @@ describeEachStore('dispatcher: engine', () => {
     });
   });
 
+  describe('per-site cap', () => {
+    it('keeps each webhook’s deliveries in order when claims beyond the cap go back', async () => {
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      const target = await receiver(async (_request, response) => {
+        await sleep(20);
+        response.writeHead(200).end('OK');
+      });
+      // One at a time per webhook, two at a time for the site: claims of three webhooks overshoot the cap.
+      const { dispatcher, subscribe } = await setup({ perWebhookConcurrency: 1, perSiteConcurrency: 2 });
+      for (const path of ['/a', '/b', '/c']) await subscribe(target.url(path), ['pageview']);
+      for (let seq = 1; seq <= 8; seq++) {
+        await dispatcher.emit(pageview(`/${seq}`));
+        await sleep(3); // distinct due times
+      }
+      await dispatcher.start();
+      const requests = await target.waitFor(24, 10_000);
+      for (const path of ['/a', '/b', '/c']) {
+        const order = requests
+          .filter((request) => request.url === path)
+          .map((request) => Number(JSON.parse(request.body).data.path.slice(1)));
+        expect(order, path).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      }
+    });
+  });
+
   describe('connect-time address guard', () => {
     it('refuses a loopback IP literal without allowPrivateNetworks (blocked_address)', async () => {
       const target = await receiver();

@@ -1,9 +1,9 @@
 // The host's code inside the delivery engine: loggers and listeners that fail, stores that take their time,
 // callers that overlap. None of it may lose, duplicate or stall a delivery.
 import { describe, expect, it } from 'vitest';
-import { type ClaimedDelivery, Dispatcher, type Logger, type Store } from '../../src/index.js';
+import { Dispatcher, type Logger, type Store, type Transport } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
-import { pageview, receiver, SITE, setup, until } from './harness.js';
+import { owner, pageview, receiver, SITE, setup, until } from './harness.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -144,34 +144,36 @@ describe('a scheduler or store that fails', () => {
     await target.waitFor(1, 5000);
   });
 
-  it('does not send a delivery twice at once when it is claimed again while its attempt runs', async () => {
-    const inner = memoryStore();
-    let first: ClaimedDelivery | undefined;
-    let replayed = false;
-    // A store whose lease ran out while this process was stalled: the next claim hands the delivery out again.
-    const store: Store = {
-      ...inner,
-      claimDeliveries: async (options) => {
-        const claimed = await inner.claimDeliveries(options);
-        if (first === undefined) first = claimed[0];
-        else if (!replayed) {
-          replayed = true;
-          return [...claimed, first];
+  it('sends a delivery claimed again while its attempt runs once, and records that attempt under the new lease', async () => {
+    const store = memoryStore();
+    let sends = 0;
+    const transport: Transport = {
+      async send() {
+        sends++;
+        if (sends === 1) {
+          // The event loop blocked past the 200 ms lease; meanwhile the poll claims the delivery again.
+          const until = Date.now() + 400;
+          while (Date.now() < until) {}
+          await sleep(150);
         }
-        return claimed;
+        return { kind: 'response', statusCode: 200, headers: {}, bodySnippet: '' };
       },
+      async close() {},
     };
-    const target = await receiver(async (_request, response) => {
-      await sleep(300);
-      response.writeHead(200).end();
+    const { dispatcher, manager, logs } = await setup({
+      store,
+      transport,
+      timeoutMs: 100,
+      leaseMs: 200,
+      pollIntervalMs: 20,
     });
-    const { dispatcher, subscribe, logs } = await setup({ store, pollIntervalMs: 50 });
-    await subscribe(target.url());
+    await manager.create(owner, { siteId: SITE, url: 'https://hooks.example.com/in', events: ['pageview'] });
     await dispatcher.start();
-    await dispatcher.emit(pageview());
-    await until(() => replayed);
-    await sleep(400);
-    expect(target.requests).toHaveLength(1);
+    const [id] = await dispatcher.emit(pageview());
+    await until(async () => (await store.getDelivery(id!))?.status === 'succeeded', 5000);
+    await sleep(600); // time for a second send, had the new claim been left to run out
+    expect(sends).toBe(1);
+    expect(await store.listAttempts([id!])).toHaveLength(1);
     expect(
       logs.filter((line) => line.message.startsWith('claimed a delivery whose attempt is still running')),
     ).toHaveLength(1);

@@ -363,7 +363,8 @@ export function memoryStore(): MemoryStore {
           busy.push(entry);
           continue;
         }
-        const delivery = deliveries.get(queues.get(webhook.id)!.pop()!.id)!;
+        const due = queues.get(webhook.id)!.pop()!;
+        const delivery = deliveries.get(due.id)!;
         Object.assign(delivery, {
           status: 'delivering',
           nextAttemptAt: null,
@@ -373,7 +374,11 @@ export function memoryStore(): MemoryStore {
         const following = earliest(webhook.id);
         if (following !== undefined) arm(webhook.id, following.at);
         taken.set(webhook.id, (taken.get(webhook.id) ?? 0) + 1);
-        claimed.push({ delivery: copyDelivery(delivery), webhook: copyWebhook(webhook) });
+        claimed.push({
+          delivery: copyDelivery(delivery),
+          webhook: copyWebhook(webhook),
+          dueAt: new Date(due.at),
+        });
       }
       for (const entry of busy) arm(entry.id, entry.at);
       // The leases are queued only now: one that ends by `now` (a lease of under a millisecond) would
@@ -391,7 +396,7 @@ export function memoryStore(): MemoryStore {
       return effects;
     },
 
-    async releaseDeliveries(ids, now, leases) {
+    async releaseDeliveries(ids, now, leases, dueAt) {
       for (const [index, id] of ids.entries()) {
         const delivery = deliveries.get(id);
         if (delivery?.status !== 'delivering') continue;
@@ -399,7 +404,7 @@ export function memoryStore(): MemoryStore {
         if (lease != null && delivery.leaseExpiresAt!.getTime() !== lease.getTime()) continue;
         Object.assign(delivery, {
           status: 'pending',
-          nextAttemptAt: now,
+          nextAttemptAt: dueAt?.[index] ?? now,
           leaseExpiresAt: null,
           updatedAt: now,
         });

@@ -427,7 +427,8 @@ claimed AS (
   WHERE d.id = p.id
   RETURNING ${DELIVERY_COLUMNS.map((column) => `d.${column}`).join(', ')}, p.due AS claim_due
 )
-SELECT ${DELIVERY_COLUMNS.map((column) => `c.${column}`).join(', ')}, ${prefixedWebhookColumns('w', 'w_')}
+SELECT ${DELIVERY_COLUMNS.map((column) => `c.${column}`).join(', ')}, c.claim_due,
+  ${prefixedWebhookColumns('w', 'w_')}
 FROM claimed c
 JOIN ${s}.webhooks w ON w.id = c.webhook_id
 ORDER BY c.claim_due, c.id`;
@@ -639,13 +640,16 @@ LEFT JOIN disabling x ON x.webhook_id = o.webhook_id AND x.ord = o.ord
 ORDER BY o.ord`;
 }
 
-/** `$1` ids, `$2` now, `$3` channel or null, `$4` the lease of each id (null, or a null element: any). */
+/**
+ * `$1` ids, `$2` now, `$3` channel or null, `$4` the lease of each id (null, or a null element: any), `$5`
+ * when each is due again (null, or a null element: now).
+ */
 export function releaseDeliveries(schema: string): string {
   const s = quoteSchema(schema);
   return `WITH released AS (
   UPDATE ${s}.deliveries d
-  SET status = 'pending', next_attempt_at = $2, lease_expires_at = NULL, updated_at = $2
-  FROM unnest($1::text[], $4::timestamptz[]) AS r(id, lease)
+  SET status = 'pending', next_attempt_at = coalesce(r.due, $2), lease_expires_at = NULL, updated_at = $2
+  FROM unnest($1::text[], $4::timestamptz[], $5::timestamptz[]) AS r(id, lease, due)
   WHERE d.id = r.id AND d.status = 'delivering' AND (r.lease IS NULL OR d.lease_expires_at = r.lease)
   RETURNING 1
 )

@@ -383,7 +383,11 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         dueWindow ?? Math.min(Math.max(DUE_WINDOW_PER_CLAIM * wanted, MIN_DUE_WINDOW), sql.MAX_DUE_WINDOW),
         perWebhook === null ? wanted : Math.max(0, Math.min(wanted, perWebhook)),
       ]);
-      return rows.map((row) => ({ delivery: toDelivery(row), webhook: toWebhook(row, secrets, 'w_') }));
+      return rows.map((row) => ({
+        delivery: toDelivery(row),
+        webhook: toWebhook(row, secrets, 'w_'),
+        dueAt: row.claim_due as Date,
+      }));
     },
 
     async completeAttempts(outcomes: AttemptOutcome[]) {
@@ -418,9 +422,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       );
     },
 
-    async releaseDeliveries(ids, now, leases) {
+    async releaseDeliveries(ids, now, leases, dueAt) {
       if (ids.length === 0) return;
-      await run('releaseDeliveries', [ids, now, notifyChannel, leases ?? null]);
+      await run('releaseDeliveries', [ids, now, notifyChannel, leases ?? null, dueAt ?? null]);
     },
 
     async nextDueAt({ excludeWebhookIds = [] } = {}) {

@@ -752,6 +752,30 @@ describePostgres('postgresStore', () => {
     expect(await store.listAttempts([d.id])).toHaveLength(1);
   });
 
+  it('re-enables a webhook whose dead claim was released while the re-enable waited for the webhook row', async () => {
+    const { store, hook, s, d } = await oneClaimedDelivery(1000); // the lease ended long ago
+    await store.updateWebhook(hook.id, {
+      active: false,
+      disabledReason: 'Disabled by user',
+      updatedAt: at(2),
+    });
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [hook.id]);
+      // The re-enable's snapshot shows the claim still in flight with its lease ended ...
+      const enabling = store.updateWebhook(hook.id, { active: true, disabledReason: null, updatedAt: at(3) });
+      await waitFor(async () => (await db.lockWaiters()) === 1);
+      // ... but before it gets the row, a stopping worker hands the claim back (it is pending now).
+      await store.releaseDeliveries([d.id], at(2_500));
+      await blocker.query('COMMIT');
+      expect(await enabling).toMatchObject({ active: true });
+    } finally {
+      blocker.release();
+    }
+    expect(await store.getDelivery(d.id)).toMatchObject({ status: 'discarded' });
+  });
+
   it('records an outcome given twice in one batch once (the unique index would refuse the second)', async () => {
     const { store, hook, d } = await oneClaimedDelivery();
     const outcome = {

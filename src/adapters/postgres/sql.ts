@@ -185,15 +185,20 @@ updated AS (
   WHERE w.id = old.id
   RETURNING w.*, old.active AS was_active
 ),
-discarded (n) AS MATERIALIZED (
-  SELECT ${s}.discard_pending(u.id, $3, '{}') FROM updated u WHERE u.was_active <> u.active
-),
 ended_leases AS (
   UPDATE ${s}.deliveries d
   SET status = 'discarded', next_attempt_at = NULL, lease_expires_at = NULL, updated_at = $3
   FROM updated u
   WHERE NOT u.was_active AND u.active
     AND d.webhook_id = u.id AND d.status = 'delivering' AND d.lease_expires_at <= $3
+  RETURNING 1
+),
+-- After ended_leases (it counts its rows first): the function's own snapshot then sees what that UPDATE
+-- changed, instead of the UPDATE finding a row that the function changed first (a release that committed
+-- meanwhile made it pending), which Postgres refuses ("tuple already modified", 27000).
+discarded (n) AS MATERIALIZED (
+  SELECT ${s}.discard_pending(u.id, $3, '{}') FROM updated u
+  WHERE u.was_active <> u.active AND (SELECT count(*) FROM ended_leases) >= 0
 )
 SELECT u.*, (SELECT sum(n) FROM discarded) AS discarded FROM updated u`;
 }
@@ -487,8 +492,10 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
  * check is made twice: against the statement's snapshot, for the counting, and in the delivery UPDATE,
  * which Postgres evaluates again on the row's latest version when a concurrent claim changed it.
  *
- * The webhooks of the batch are locked first, in id order (so concurrent batches cannot deadlock on each
- * other), which makes the consecutive-failure count read here the one this statement replaces. The count
+ * The webhooks of the batch are locked first, in id order (so concurrent batches queue for them in one
+ * order; Postgres can still report a deadlock between two when a third batch updated one of their webhooks
+ * in between, as this statement both locks and updates a webhook row: the store runs the victim again),
+ * which makes the consecutive-failure count read here the one this statement replaces. The count
  * is then folded over the batch exactly as one-by-one completion would: `successes` numbers the runs that
  * a success starts (a success resets the count), `failures` is the count after each outcome, and
  * `disabled_at` is the first outcome that disables the webhook (a disable reason, or the count reaching

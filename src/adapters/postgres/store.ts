@@ -86,7 +86,7 @@ function withMigrateHint(error: unknown, schema: string): unknown {
   return error;
 }
 
-function rolledBackByConflict(key: PreparedKey, error: unknown): boolean {
+function rolledBackByConflict(key: PreparedKey | null, error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code as string;
   return CONFLICT_CODES.has(code) || (key === 'completeAttempts' && code === ALREADY_RECORDED);
@@ -202,35 +202,44 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       `zta_${createHash('sha1').update(text[key]).digest('hex').slice(0, 24)}`,
     ]),
   ) as Record<PreparedKey, string>;
-  const query = async (statement: string, values: unknown[], client?: SqlClient): Promise<Row[]> => {
-    try {
-      const result = await (client ?? pool).query(statement, values);
-      return result.rows as Row[];
-    } catch (error) {
-      throw withMigrateHint(error, schema);
-    }
-  };
   /**
-   * The delivery-path statements. On the pool each is its own transaction, so when Postgres picks one as a
-   * deadlock (or serialization) victim it has rolled all of it back and running it again is safe; they are
-   * retried at once, up to `CONFLICT_RETRIES` times. A caller's `client` may be inside the caller's own
-   * transaction, which such an error has aborted: that error goes back to the caller.
+   * Sends one statement on the pool, where it is its own transaction: when Postgres picks it as a deadlock
+   * (or serialization) victim it has rolled all of it back, so it runs again at once, up to
+   * `CONFLICT_RETRIES` times.
    */
-  const run = async (key: PreparedKey, values: unknown[], client?: SqlClient): Promise<Row[]> => {
-    if (client !== undefined) return query(text[key], values, client);
-    const statement = preparedStatements
-      ? { name: prepared[key], text: text[key], values }
-      : { text: text[key], values };
+  const onPool = async (
+    key: PreparedKey | null,
+    send: () => Promise<{ rows: unknown[] }>,
+  ): Promise<Row[]> => {
     for (let retries = 0; ; retries++) {
       try {
-        const result = await pool.query(statement);
-        return result.rows as Row[];
+        return (await send()).rows as Row[];
       } catch (error) {
         if (retries >= CONFLICT_RETRIES || !rolledBackByConflict(key, error)) {
           throw withMigrateHint(error, schema);
         }
       }
     }
+  };
+  /**
+   * One statement, on the pool or in a caller's `client`. The latter may be inside the caller's own
+   * transaction, which a conflict has aborted: that error goes back to the caller.
+   */
+  const query = async (statement: string, values: unknown[], client?: SqlClient): Promise<Row[]> => {
+    if (client === undefined) return onPool(null, () => pool.query(statement, values));
+    try {
+      return (await client.query(statement, values)).rows as Row[];
+    } catch (error) {
+      throw withMigrateHint(error, schema);
+    }
+  };
+  /** The delivery-path statements, prepared on the pool's connections (see `prepared`). */
+  const run = async (key: PreparedKey, values: unknown[], client?: SqlClient): Promise<Row[]> => {
+    if (client !== undefined) return query(text[key], values, client);
+    const statement = preparedStatements
+      ? { name: prepared[key], text: text[key], values }
+      : { text: text[key], values };
+    return onPool(key, () => pool.query(statement));
   };
 
   const store: PostgresStore = {
@@ -309,14 +318,15 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if (patch.consecutiveFailures !== undefined) columns.consecutive_failures = patch.consecutiveFailures;
       const ifSecret = patch.ifSecret === undefined ? null : secrets.seal(patch.ifSecret);
       const { ifPreviousSecret } = patch;
-      const [row] = await query(text.updateWebhook, [
+      const values = [
         id,
         JSON.stringify(columns),
         patch.updatedAt,
         ifSecret,
         ifPreviousSecret !== undefined,
         ifPreviousSecret === undefined || ifPreviousSecret === null ? null : secrets.seal(ifPreviousSecret),
-      ]);
+      ];
+      const [row] = await query(text.updateWebhook, values);
       return row ? toWebhook(row, secrets) : null;
     },
 

@@ -466,27 +466,16 @@ export class Dispatcher {
         perWebhookLimit: this.#perWebhook,
         busyWebhooks: this.#slots.claimLimits(),
       });
+      const fresh = this.#takeOverRunning(claimed);
       if (!this.#active) {
-        await this.#release(claimed);
+        await this.#release(fresh);
         return launched;
       }
       const overCap: ClaimedDelivery[] = [];
       let started = 0;
       let learned = false;
-      for (const item of claimed) {
+      for (const item of fresh) {
         const { delivery, webhook } = item;
-        // Claimed again while its attempt is still running here: the process stalled past the lease (a
-        // blocked event loop). Not sent twice at once, nor released (another worker could take it while
-        // this attempt runs): the running attempt takes over the new lease, so its outcome still applies.
-        const running = this.#inFlight.get(delivery.id);
-        if (running !== undefined) {
-          running.delivery.leaseExpiresAt = delivery.leaseExpiresAt;
-          this.#logger.warn?.('claimed a delivery whose attempt is still running; it keeps the new lease', {
-            deliveryId: delivery.id,
-            webhookId: webhook.id,
-          });
-          continue;
-        }
         if (!this.#slots.hasRoom(delivery.siteId)) {
           learned = this.#slots.note(webhook.id, delivery.siteId) || learned;
           overCap.push(item);
@@ -507,6 +496,29 @@ export class Dispatcher {
       // kicks (the engine is not drained).
       if (started === 0 && !learned) return launched;
     }
+  }
+
+  /**
+   * The claims whose attempts are not running here. One that is was claimed again because this process
+   * stalled past its lease (a blocked event loop): it is neither sent twice at once nor released (another
+   * worker could take it while this attempt runs); the running attempt takes over the new lease, so its
+   * outcome still applies.
+   */
+  #takeOverRunning(claimed: readonly ClaimedDelivery[]): ClaimedDelivery[] {
+    const fresh: ClaimedDelivery[] = [];
+    for (const item of claimed) {
+      const running = this.#inFlight.get(item.delivery.id);
+      if (running === undefined) {
+        fresh.push(item);
+        continue;
+      }
+      running.delivery.leaseExpiresAt = item.delivery.leaseExpiresAt;
+      this.#logger.warn?.('claimed a delivery whose attempt is still running; it keeps the new lease', {
+        deliveryId: item.delivery.id,
+        webhookId: item.webhook.id,
+      });
+    }
+    return fresh;
   }
 
   /**

@@ -147,14 +147,15 @@ describe('a scheduler or store that fails', () => {
   it('sends a delivery claimed again while its attempt runs once, and records that attempt under the new lease', async () => {
     const store = memoryStore();
     let sends = 0;
+    let claimedAgain = false;
     const transport: Transport = {
       async send() {
         sends++;
         if (sends === 1) {
-          // The event loop blocked past the 200 ms lease; meanwhile the poll claims the delivery again.
-          const until = Date.now() + 400;
-          while (Date.now() < until) {}
-          await sleep(150);
+          // The event loop blocked past the 200 ms lease; then the poll claims the delivery again.
+          const blockedUntil = Date.now() + 400;
+          while (Date.now() < blockedUntil) {}
+          await until(() => claimedAgain, 5000);
         }
         return { kind: 'response', statusCode: 200, headers: {}, bodySnippet: '' };
       },
@@ -167,16 +168,80 @@ describe('a scheduler or store that fails', () => {
       leaseMs: 200,
       pollIntervalMs: 20,
     });
+    const reclaimLogged = () =>
+      logs.filter((line) => line.message.startsWith('claimed a delivery whose attempt is still running'));
+    const watching = setInterval(() => {
+      claimedAgain = reclaimLogged().length > 0;
+    }, 5);
     await manager.create(owner, { siteId: SITE, url: 'https://hooks.example.com/in', events: ['pageview'] });
     await dispatcher.start();
     const [id] = await dispatcher.emit(pageview());
     await until(async () => (await store.getDelivery(id!))?.status === 'succeeded', 5000);
+    clearInterval(watching);
     await sleep(600); // time for a second send, had the new claim been left to run out
     expect(sends).toBe(1);
     expect(await store.listAttempts([id!])).toHaveLength(1);
-    expect(
-      logs.filter((line) => line.message.startsWith('claimed a delivery whose attempt is still running')),
-    ).toHaveLength(1);
+    expect(reclaimLogged()).toHaveLength(1);
+  });
+
+  it('does not release a delivery whose attempt runs here when stop() lands during the claim that took it again', async () => {
+    const inner = memoryStore();
+    let sending = 0;
+    let mostAtOnce = 0;
+    let first: string | undefined;
+    let reclaimed = false;
+    let stopBegun!: () => void;
+    const stopping = new Promise<void>((resolve) => {
+      stopBegun = resolve;
+    });
+    const transport = (stall: boolean): Transport => {
+      let calls = 0;
+      return {
+        async send() {
+          mostAtOnce = Math.max(mostAtOnce, ++sending);
+          if (stall && ++calls === 1) {
+            const blockedUntil = Date.now() + 400; // the event loop blocked past the 200 ms lease
+            while (Date.now() < blockedUntil) {}
+            // Running on until the poll has claimed it again and stop() has begun, and a little longer
+            // (well within the new lease), so that another worker could take it if it were released.
+            await until(() => reclaimed, 5000);
+            await stopping;
+            await sleep(60);
+          } else await sleep(20);
+          sending--;
+          return { kind: 'response', statusCode: 200, headers: {}, bodySnippet: '' };
+        },
+        async close() {},
+      };
+    };
+    // This process's claim that takes the running delivery again answers only once stop() has begun.
+    const store: Store = {
+      ...inner,
+      claimDeliveries: async (options) => {
+        const claimed = await inner.claimDeliveries(options);
+        if (first === undefined) first = claimed[0]?.delivery.id;
+        else if (claimed.some((c) => c.delivery.id === first)) {
+          reclaimed = true;
+          await stopping;
+        }
+        return claimed;
+      },
+    };
+    const options = { timeoutMs: 100, leaseMs: 200, pollIntervalMs: 20 };
+    const { dispatcher, manager } = await setup({ store, transport: transport(true), ...options });
+    const { dispatcher: other } = await setup({ store: inner, transport: transport(false), ...options });
+    await manager.create(owner, { siteId: SITE, url: 'https://hooks.example.com/in', events: ['pageview'] });
+    await dispatcher.start();
+    const [id] = await dispatcher.emit(pageview());
+    await until(() => reclaimed, 5000);
+    const stopped = dispatcher.stop();
+    stopBegun();
+    await other.start(); // another worker, ready to take anything pending
+    await stopped;
+    await sleep(200);
+    expect(mostAtOnce).toBe(1);
+    expect(await inner.getDelivery(id!)).toMatchObject({ status: 'succeeded' });
+    expect(await inner.listAttempts([id!])).toHaveLength(1);
   });
 
   it('refuses retry delays and a Retry-After cap beyond a year (a due time no Date holds)', () => {

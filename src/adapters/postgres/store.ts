@@ -396,7 +396,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       return rows.map((row) => ({
         delivery: toDelivery(row),
         webhook: toWebhook(row, secrets, 'w_'),
-        dueAt: row.claim_due as Date,
+        dueAt: toDate(row.claim_due),
       }));
     },
 

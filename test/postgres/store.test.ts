@@ -764,7 +764,11 @@ describePostgres('postgresStore', () => {
       await blocker.query('BEGIN');
       await blocker.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [hook.id]);
       // The re-enable's snapshot shows the claim still in flight with its lease ended ...
-      const enabling = store.updateWebhook(hook.id, { active: true, disabledReason: null, updatedAt: at(5_000) });
+      const enabling = store.updateWebhook(hook.id, {
+        active: true,
+        disabledReason: null,
+        updatedAt: at(5_000),
+      });
       await waitFor(async () => (await db.lockWaiters()) === 1);
       // ... but before it gets the row, a stopping worker hands the claim back (it is pending now).
       await store.releaseDeliveries([d.id], at(2_500));

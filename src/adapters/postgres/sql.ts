@@ -489,8 +489,10 @@ function prefixedWebhookColumns(alias: string, prefix: string): string {
  * An outcome whose lease no longer holds its delivery (`current` false: its worker stalled past the lease
  * and the delivery was claimed again or finished) is only recorded: it changes neither the delivery nor
  * the webhook's failure count, cannot disable it, and does not keep its delivery from being discarded. The
- * check is made twice: against the statement's snapshot, for the counting, and in the delivery UPDATE,
- * which Postgres evaluates again on the row's latest version when a concurrent claim changed it.
+ * check reads each delivery row under a lock taken after its webhook's (`held`, `FOR NO KEY UPDATE`), so
+ * it sees the row's latest version even when the statement first waited for a webhook lock (its snapshot
+ * is older than that wait: a claim committed meanwhile would otherwise look not to have happened); the
+ * delivery UPDATE checks it again.
  *
  * The webhooks of the batch are locked first, in id order (so concurrent batches queue for them in one
  * order; Postgres can still report a deadlock between two when a third batch updated one of their webhooks

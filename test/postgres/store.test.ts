@@ -31,6 +31,28 @@ describePostgres('postgresStore', () => {
     return { store, hook, s, d, lease: claimed!.delivery.leaseExpiresAt! };
   };
 
+  /**
+   * Another session holding the webhook's row (as another worker's completion batch or a change in progress
+   * does) until `letGo()`, which commits and gives the connection back; a second call does nothing.
+   */
+  const holdWebhookRow = async (s: string, webhookId: string) => {
+    const client = await db.pool.connect();
+    await client.query('BEGIN');
+    await client.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [webhookId]);
+    let held = true;
+    return {
+      async letGo() {
+        if (!held) return;
+        held = false;
+        try {
+          await client.query('COMMIT');
+        } finally {
+          client.release();
+        }
+      },
+    };
+  };
+
   /** The statements (text and values) that `run` sends through the pool. */
   const statementsSent = async (run: () => Promise<unknown>) => {
     const spy = vi.spyOn(db.pool, 'query');
@@ -725,10 +747,8 @@ describePostgres('postgresStore', () => {
     const { store, hook, s, d, lease } = await oneClaimedDelivery(1000);
     // Another worker's completion batch holds the webhook row, so the late completion waits for it; its
     // snapshot was taken before the wait and still shows the old lease.
-    const blocker = await db.pool.connect();
+    const row = await holdWebhookRow(s, hook.id);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [hook.id]);
       const late = store.completeAttempts([
         {
           attempt: failedAttempt(d, 1),
@@ -740,12 +760,12 @@ describePostgres('postgresStore', () => {
       await waitFor(async () => (await db.lockWaiters()) === 1);
       const [again] = await store.claimDeliveries({ now: at(2000), limit: 1, leaseMs: 60_000 });
       expect(again!.delivery.id).toBe(d.id);
-      await blocker.query('COMMIT');
+      await row.letGo();
       expect(await late).toEqual([
         { deliveryId: d.id, webhookId: hook.id, siteId: hook.siteId, disabledReason: null },
       ]);
     } finally {
-      blocker.release();
+      await row.letGo();
     }
     expect(await store.getWebhook(hook.id)).toMatchObject({ active: true, consecutiveFailures: 0 });
     expect(await store.getDelivery(d.id)).toMatchObject({ status: 'delivering', leaseExpiresAt: at(62_000) });
@@ -759,10 +779,8 @@ describePostgres('postgresStore', () => {
       disabledReason: 'Disabled by user',
       updatedAt: at(2),
     });
-    const blocker = await db.pool.connect();
+    const row = await holdWebhookRow(s, hook.id);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [hook.id]);
       // The re-enable's snapshot shows the claim still in flight with its lease ended ...
       const enabling = store.updateWebhook(hook.id, {
         active: true,
@@ -772,10 +790,10 @@ describePostgres('postgresStore', () => {
       await waitFor(async () => (await db.lockWaiters()) === 1);
       // ... but before it gets the row, a stopping worker hands the claim back (it is pending now).
       await store.releaseDeliveries([d.id], at(2_500));
-      await blocker.query('COMMIT');
+      await row.letGo();
       expect(await enabling).toMatchObject({ active: true });
     } finally {
-      blocker.release();
+      await row.letGo();
     }
     expect(await store.getDelivery(d.id)).toMatchObject({ status: 'discarded' });
   });
@@ -801,18 +819,16 @@ describePostgres('postgresStore', () => {
     };
     // Something holds the webhook row, so the first run waits for it; the retry starts meanwhile, and its
     // snapshot, like the first run's, shows the attempt not recorded yet.
-    const blocker = await db.pool.connect();
+    const row = await holdWebhookRow(s, hook.id);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT 1 FROM ${s}.webhooks WHERE id = $1 FOR NO KEY UPDATE`, [hook.id]);
       const first = store.completeAttempts([outcome]);
       await waitFor(async () => (await db.lockWaiters()) === 1);
       const retry = store.completeAttempts([outcome]);
       await waitFor(async () => (await db.lockWaiters()) === 2);
-      await blocker.query('COMMIT');
+      await row.letGo();
       await Promise.all([first, retry]);
     } finally {
-      blocker.release();
+      await row.letGo();
     }
     expect(await store.listAttempts([d.id])).toHaveLength(1);
     expect((await store.getWebhook(hook.id))!.consecutiveFailures).toBe(1);

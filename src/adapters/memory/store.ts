@@ -162,19 +162,21 @@ export function memoryStore(): MemoryStore {
     }
   };
 
-  const leaseEndedBy = (delivery: DeliveryRecord, at: Date): boolean =>
-    delivery.status === 'delivering' && delivery.leaseExpiresAt!.getTime() <= at.getTime();
-
-  /**
-   * Discards the webhook's pending deliveries (unless `pending` is false) and, with `leasesEndedBy`, those
-   * whose lease ended by then.
-   */
-  const discardPending = (webhookId: string, now: Date, leasesEndedBy?: Date, pending = true): void => {
+  /** Discards the webhook's deliveries that wait: pending ones, and/or claims whose lease ended by then. */
+  const discardWaiting = (
+    webhookId: string,
+    now: Date,
+    which: { pending: boolean; leasesEndedBy?: Date },
+  ): void => {
+    const endedBy = which.leasesEndedBy?.getTime();
     for (const id of deliveriesByWebhook.get(webhookId) ?? []) {
       const delivery = deliveries.get(id);
       if (delivery === undefined) continue;
-      const leaseEnded = leasesEndedBy !== undefined && leaseEndedBy(delivery, leasesEndedBy);
-      if ((pending && delivery.status === 'pending') || leaseEnded) {
+      const leaseEnded =
+        endedBy !== undefined &&
+        delivery.status === 'delivering' &&
+        delivery.leaseExpiresAt!.getTime() <= endedBy;
+      if ((which.pending && delivery.status === 'pending') || leaseEnded) {
         Object.assign(delivery, {
           status: 'discarded',
           nextAttemptAt: null,
@@ -232,7 +234,7 @@ export function memoryStore(): MemoryStore {
     }
     if (disabledReason !== null) {
       Object.assign(webhook, { active: false, disabledReason, updatedAt: now });
-      discardPending(webhook.id, now);
+      discardWaiting(webhook.id, now, { pending: true });
     }
     // A retry of an attempt that was in flight when its webhook was disabled is kept, not queued.
     if (!webhook.active && delivery.status === 'pending') {
@@ -299,10 +301,10 @@ export function memoryStore(): MemoryStore {
         patch.events ? { events: [...patch.events] } : {},
         patch.signatureSchemes ? { signatureSchemes: [...patch.signatureSchemes] } : {},
       );
-      if (wasActive && !record.active) discardPending(id, patch.updatedAt);
+      if (wasActive && !record.active) discardWaiting(id, patch.updatedAt, { pending: true });
       if (!wasActive && record.active) {
         // What waits now was left from before the disable (see Store): pending, or a dead claim's lease.
-        discardPending(id, patch.updatedAt, patch.updatedAt);
+        discardWaiting(id, patch.updatedAt, { pending: true, leasesEndedBy: patch.updatedAt });
         // While inactive, its ready entry was dropped (nextReady skips inactive webhooks): arm it again.
         const top = earliest(id);
         if (top !== undefined) arm(id, top.at);
@@ -515,7 +517,7 @@ export function memoryStore(): MemoryStore {
       // are passed over), so it could never be pruned or redelivered: discarded, as on Postgres.
       const now = new Date();
       for (const webhook of webhooks.values()) {
-        if (!webhook.active) discardPending(webhook.id, now, now, false);
+        if (!webhook.active) discardWaiting(webhook.id, now, { pending: false, leasesEndedBy: now });
       }
       // One synchronous pass: atomic like every other method, so batching buys nothing here. Only
       // finished deliveries are in the archive, so they are all that can go.

@@ -191,7 +191,13 @@ export interface TransportRequest {
   url: string;
   headers: Record<string, string>;
   body: string;
+  /** For the request itself, from the moment it is sent: connect, headers and body. */
   timeoutMs: number;
+  /**
+   * How long the request may wait for the transport to send it (for a free connection to its origin); past
+   * that it is not sent, and the answer is `{ kind: 'not_sent' }`. Default: `timeoutMs`.
+   */
+  queueTimeoutMs?: number;
 }
 
 export type TransportResult =
@@ -202,7 +208,9 @@ export type TransportResult =
       /** At most the first 4 KiB of the body. */
       bodySnippet: string;
     }
-  | { kind: 'error'; errorCode: AttemptErrorCode; message: string };
+  | { kind: 'error'; errorCode: AttemptErrorCode; message: string }
+  /** The request never left this process (see `queueTimeoutMs`): no attempt is recorded. */
+  | { kind: 'not_sent'; message: string };
 
 export interface Transport {
   send(request: TransportRequest): Promise<TransportResult>;

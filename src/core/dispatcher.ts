@@ -169,7 +169,7 @@ export class Dispatcher {
   #pruning: Promise<void> | null = null;
 
   /** Attempts running, by delivery id: the attempt, and the delivery record its outcome will name. */
-  readonly #inFlight = new Map<string, { done: Promise<void>; delivery: DeliveryRecord }>();
+  readonly #inFlight = new Map<string, { done: Promise<boolean>; delivery: DeliveryRecord }>();
   readonly #slots: InFlightSlots;
   #running = false;
   #draining = 0;
@@ -193,7 +193,10 @@ export class Dispatcher {
         allowPrivateNetworks: options.allowPrivateNetworks,
       }),
     };
-    this.#timeoutMs = positive(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs');
+    this.#timeoutMs = atMostTimerMax(
+      positive(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs'),
+      'timeoutMs',
+    );
     this.#retry = validateRetryPolicy({ ...SPEC_RETRY_POLICY, ...options.retry });
     this.#maxConsecutiveFailures = positive(
       options.maxConsecutiveFailures ?? DEFAULT_MAX_CONSECUTIVE_FAILURES,
@@ -211,7 +214,10 @@ export class Dispatcher {
     this.#slots = new InFlightSlots(this.#perWebhook, perSite);
     // A claimed batch for one webhook waits its turn in rounds of `perWebhook`; the lease must outlast them.
     const rounds = Math.ceil(this.#concurrency / this.#perWebhook) + 1;
-    this.#leaseMs = positive(options.leaseMs ?? Math.max(60_000, rounds * this.#timeoutMs), 'leaseMs');
+    this.#leaseMs = atMostTimerMax(
+      positive(options.leaseMs ?? Math.max(60_000, rounds * this.#timeoutMs), 'leaseMs'),
+      'leaseMs',
+    );
     // A lease that ends before its attempt can would let the delivery be claimed and sent again meanwhile.
     if (this.#leaseMs <= this.#timeoutMs) {
       throw new TypeError(
@@ -357,18 +363,19 @@ export class Dispatcher {
    */
   async runDue(): Promise<{ attempted: number }> {
     this.#draining++;
-    let attempted = 0;
+    const launches: Promise<boolean>[] = [];
     try {
       for (;;) {
         const launched = await this.#fill();
-        attempted += launched;
-        if (launched === 0 && this.#inFlight.size === 0) break;
+        launches.push(...launched);
+        if (launched.length === 0 && this.#inFlight.size === 0) break;
         await this.#settle();
       }
     } finally {
       this.#draining--;
     }
-    return { attempted };
+    // Launched but not sent (no connection to its origin in time): claimed and sent again by a later round.
+    return { attempted: (await Promise.all(launches)).filter(Boolean).length };
   }
 
   /** One retention run now, then the next `intervalMs` after it ends (so runs never overlap). */
@@ -443,18 +450,19 @@ export class Dispatcher {
   }
 
   /**
-   * Claims and launches due deliveries while there are free slots; returns how many it launched. Runs one
+   * Claims and launches due deliveries while there are free slots; returns the launched attempts (each
+   * resolves to whether it was sent once recorded). Runs one
    * at a time (the pump's and `runDue`'s, which may overlap): each counts the slots the one before filled,
    * so together they never exceed `concurrency` or `perWebhookConcurrency`.
    */
-  #fill(): Promise<number> {
+  #fill(): Promise<Promise<boolean>[]> {
     const run = this.#filling.then(() => this.#fillSlots());
     this.#filling = run.catch(() => {});
     return run;
   }
 
-  async #fillSlots(): Promise<number> {
-    let launched = 0;
+  async #fillSlots(): Promise<Promise<boolean>[]> {
+    const launched: Promise<boolean>[] = [];
     for (;;) {
       const free = this.#concurrency - this.#inFlight.size;
       if (free <= 0 || !this.#active) return launched;
@@ -481,10 +489,9 @@ export class Dispatcher {
           overCap.push(item);
           continue;
         }
-        this.#launch(item);
+        launched.push(this.#launch(item));
         started++;
       }
-      launched += started;
       // Over its site's cap: back to pending for later, or for another worker.
       if (overCap.length > 0) await this.#release(overCap);
       if (claimed.length < free) {
@@ -561,8 +568,8 @@ export class Dispatcher {
     }
   }
 
-  /** Starts the attempt in the background. */
-  #launch(claimed: ClaimedDelivery): void {
+  /** Starts the attempt in the background; it resolves to whether it was sent. */
+  #launch(claimed: ClaimedDelivery): Promise<boolean> {
     const { delivery, webhook } = claimed;
     this.#slots.take(webhook.id, delivery.siteId);
     const finished = (): void => {
@@ -572,14 +579,24 @@ export class Dispatcher {
       // site that was at its limit (its due deliveries were passed over). Other new work kicks by itself.
       if (!this.#drained || wasFull) this.#kick();
     };
-    const attempt = this.#attempt(claimed).then(finished, (error: unknown) => {
-      this.#logger.error?.('attempt crashed', { deliveryId: delivery.id, error: message(error) });
-      finished();
-    });
+    const attempt = this.#attempt(claimed).then(
+      (sent) => {
+        finished();
+        return sent;
+      },
+      (error: unknown) => {
+        this.#logger.error?.('attempt crashed', { deliveryId: delivery.id, error: message(error) });
+        finished();
+        return false;
+      },
+    );
     this.#inFlight.set(delivery.id, { done: attempt, delivery });
+    return attempt;
   }
 
-  async #attempt({ delivery, webhook: stored }: ClaimedDelivery): Promise<void> {
+  /** One attempt: sent, recorded and reported; false if it was not sent. */
+  async #attempt(claimed: ClaimedDelivery): Promise<boolean> {
+    const { delivery, webhook: stored } = claimed;
     let webhook: WebhookRecord;
     try {
       const secret = this.#cipher.open(stored.secret);
@@ -599,7 +616,7 @@ export class Dispatcher {
           error: message(error),
         },
       );
-      return;
+      return false;
     }
     const number = delivery.attempts + 1;
     const startedAt = new Date();
@@ -620,9 +637,21 @@ export class Dispatcher {
         headers,
         body: delivery.body,
         timeoutMs: this.#timeoutMs,
+        // Waiting for a connection and then the whole timeout must still end within the lease.
+        queueTimeoutMs: Math.min(this.#timeoutMs, this.#leaseMs - this.#timeoutMs),
       });
     } catch (error) {
       result = { kind: 'error', errorCode: 'network', message: message(error) };
+    }
+    if (result.kind === 'not_sent') {
+      // Not the receiver's doing (its origin's connections were all busy): no attempt is recorded, and the
+      // delivery goes back to the queue in its place.
+      this.#logger.info?.('delivery not sent: no free connection to its origin in time; back in the queue', {
+        ...info,
+        reason: message(result.message),
+      });
+      await this.#release([claimed]);
+      return false;
     }
     const durationMs = Math.round(performance.now() - began);
     const finishedAt = new Date(startedAt.getTime() + durationMs);
@@ -660,7 +689,7 @@ export class Dispatcher {
     if (delivery.leaseExpiresAt !== null) outcomeToWrite.leaseExpiresAt = delivery.leaseExpiresAt;
     this.#writer.add(outcomeToWrite);
 
-    if (verdict.ok && !this.#listening('attempt:success') && this.#logger.debug === undefined) return;
+    if (verdict.ok && !this.#listening('attempt:success') && this.#logger.debug === undefined) return true;
     // Spelled out rather than spread from `info`: V8 builds a spread object literal far more slowly.
     const outcome: AttemptInfo = {
       deliveryId: info.deliveryId,
@@ -677,7 +706,7 @@ export class Dispatcher {
     if (verdict.ok) {
       this.#notify('attempt:success', outcome);
       this.#logger.debug?.('webhook delivered', { ...info, statusCode, durationMs });
-      return;
+      return true;
     }
     this.#notify('attempt:failure', outcome);
     const fields = {
@@ -696,6 +725,7 @@ export class Dispatcher {
         nextAttemptAt: outcome.nextAttemptAt,
       });
     }
+    return true;
   }
 
   /**
@@ -799,6 +829,12 @@ function validSchemes(schemes: readonly SignatureScheme[]): readonly SignatureSc
 
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number`);
+  return value;
+}
+
+/** Node fires a timer set past its ceiling (about 24.8 days) after 1 ms instead. */
+function atMostTimerMax(value: number, name: string): number {
+  if (value > MAX_TIMER_MS) throw new TypeError(`${name} must be at most ${MAX_TIMER_MS} ms`);
   return value;
 }
 

@@ -52,7 +52,10 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
    * undici cannot drop a queued request whose attempt gave up until a connection opens for it, so against
    * a black hole (a TCP or TLS handshake that never completes) the requests given up on would pile up in
    * its queue, each holding its body and costing one more connect timeout. So undici gets at most one
-   * request per connection per origin; the rest wait here, and leave at their deadline.
+   * request per connection per origin; the rest wait here. A request's timeout starts when it leaves this
+   * queue: time spent waiting behind other requests to the same origin (several tenants' webhooks on one
+   * shared host) is not the receiver's, and a request let through just before its deadline would reach
+   * the receiver and then be cut off and sent again. One that waits past `queueTimeoutMs` is not sent.
    */
   const admit = gate(connectionsPerOrigin);
 
@@ -88,9 +91,11 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     };
     return new Promise((resolve) => {
       const attempt = new Attempt(resolve);
-      attempt.timer = setTimeout(() => attempt.giveUp(), request.timeoutMs);
+      const queueTimer = setTimeout(() => attempt.notSent(), request.queueTimeoutMs ?? request.timeoutMs);
       attempt.leaveQueue = admit(origin, (release) => {
+        clearTimeout(queueTimer);
         attempt.release = release;
+        attempt.timer = setTimeout(() => attempt.giveUp(), request.timeoutMs);
         agent.dispatch(options, attempt);
       });
     });
@@ -178,6 +183,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     const errorCode = classifyError(error);
     this.#finish({ kind: 'error', errorCode, message: describe(error, errorCode) });
     this.#done();
+  }
+
+  /** Still waiting for a slot at its queue deadline: it leaves the queue unsent. */
+  notSent(): void {
+    this.leaveQueue?.();
+    this.#finish({ kind: 'not_sent', message: 'no free connection to the origin in time' });
   }
 
   /** The deadline: the attempt ends now, whether or not undici has a connection for it yet. */

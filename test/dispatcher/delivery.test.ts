@@ -1,12 +1,59 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_PAYLOAD_BYTES, USER_AGENT, WebhookError } from '../../src/index.js';
+import { undiciTransport } from '../../src/transport/undici-transport.js';
 import { verifyWebhook } from '../../src/verify.js';
 import { createStore, describeEachStore } from '../postgres/stores.js';
-import { endlessBody, hang, redirect, reset, sequence, status } from '../support/hostile.js';
+import { delay, endlessBody, hang, redirect, reset, sequence, status } from '../support/hostile.js';
 import { latestDelivery, owner, pageview, receiver, SITE, setup, until } from './harness.js';
 
 describeEachStore('dispatcher: delivery', () => {
   describe('delivery', () => {
+    it('webhooks of several sites on one origin: waiting for a connection is not counted against the receiver', async () => {
+      // Two connections to an origin answering in 300 ms, sixteen deliveries to it at once: the last ones
+      // wait over 2 s for a connection, longer than the 1 s timeout. They must neither be cut off after
+      // the receiver got them (and be sent again) nor be recorded as the receiver's timeouts.
+      const target = await receiver(delay(300, status(200)));
+      const transport = undiciTransport({
+        tls: { ca: target.caCert },
+        allowPrivateNetworks: true,
+        connectionsPerOrigin: 2,
+      });
+      const { dispatcher, manager, logs } = await setup({
+        transport,
+        timeoutMs: 1000,
+        concurrency: 16,
+        perSiteConcurrency: 16,
+        retry: { delaysMs: [] },
+      });
+      try {
+        for (const siteId of owner.sites) {
+          for (let i = 0; i < 4; i++) {
+            await manager.create(owner, { siteId, url: target.url(`/${siteId}/${i}`), events: ['pageview'] });
+          }
+        }
+        for (const siteId of owner.sites) {
+          await dispatcher.emitMany([pageview('/a'), pageview('/b')].map((input) => ({ ...input, siteId })));
+        }
+        await dispatcher.runDue();
+
+        expect(target.requests).toHaveLength(16);
+        const deliveries = (
+          await Promise.all(owner.sites.map((siteId) => manager.deliveries(owner, { siteId, limit: 100 })))
+        ).flatMap((page) => page.deliveries);
+        expect(deliveries).toHaveLength(16);
+        for (const delivery of deliveries) {
+          expect(delivery.status).toBe('succeeded');
+          expect(delivery.attempts.map((attempt) => attempt.statusCode)).toEqual([200]);
+        }
+        expect(new Set(target.requests.map((request) => request.headers['x-zta-delivery-id'])).size).toBe(16);
+        // The ones that waited too long went back to the queue unsent, and were sent later.
+        expect(logs.some((line) => line.message.startsWith('delivery not sent'))).toBe(true);
+      } finally {
+        await dispatcher.stop();
+        await transport.close();
+      }
+    });
+
     it('POSTs the exact body with the spec headers, signed with the secret', async () => {
       const target = await receiver();
       const { dispatcher, subscribe, manager } = await setup();

@@ -263,6 +263,16 @@ describe('a scheduler or store that fails', () => {
     expect(() => new Dispatcher({ store, leaseMs: 1_000 })).toThrow(TypeError);
     expect(() => new Dispatcher({ store, timeoutMs: 500, leaseMs: 1_000 })).not.toThrow();
   });
+
+  it("refuses a timeout or lease past Node's timer ceiling (such a timer fires after 1 ms)", () => {
+    const store = memoryStore();
+    const max = 2 ** 31 - 1;
+    expect(() => new Dispatcher({ store, timeoutMs: max + 1 })).toThrow(
+      `timeoutMs must be at most ${max} ms`,
+    );
+    expect(() => new Dispatcher({ store, leaseMs: max + 1 })).toThrow(`leaseMs must be at most ${max} ms`);
+    expect(() => new Dispatcher({ store, timeoutMs: max - 1, leaseMs: max })).not.toThrow();
+  });
 });
 
 describe('a store that takes its time', () => {

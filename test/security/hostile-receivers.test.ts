@@ -13,7 +13,7 @@ import {
 } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
 import { undiciTransport } from '../../src/transport/undici-transport.js';
-import { endlessBody, hang, reset, slowDripHeaders } from '../support/hostile.js';
+import { delay, endlessBody, hang, reset, slowDripHeaders } from '../support/hostile.js';
 import { createTestCA } from '../support/tls.js';
 import {
   capturingLogger,
@@ -334,9 +334,10 @@ describe('a receiver that never completes the TLS handshake (or a TCP black hole
       ),
     );
     expect(performance.now() - started).toBeLessThan(100 + SLACK_MS);
-    expect(
-      new Set(results.map((result) => (result.kind === 'error' ? result.errorCode : 'response'))),
-    ).toEqual(new Set(['timeout']));
+    // The first `connections` were sent and timed out; the rest never got a connection and were not sent.
+    const outcomes = results.map((result) => (result.kind === 'error' ? result.errorCode : result.kind));
+    expect(outcomes.filter((outcome) => outcome === 'timeout')).toHaveLength(connections);
+    expect(outcomes.filter((outcome) => outcome === 'not_sent')).toHaveLength(100 - connections);
     // Several connect timeouts later, undici has made no connection beyond the first `connections`:
     // the attempts that waited were never handed to it, the ones it had were dropped with their connects.
     await new Promise((resolve) => setTimeout(resolve, 2500));
@@ -344,6 +345,33 @@ describe('a receiver that never completes the TLS handshake (or a TCP black hole
     const closing = performance.now();
     await transport.close();
     expect(performance.now() - closing).toBeLessThan(SLACK_MS);
+  });
+});
+
+describe('requests waiting for a connection to their origin', () => {
+  it('get their whole timeout once sent, and leave unsent at their queue deadline', async () => {
+    const slow = await receiver({ ca: ca.forReceiver(), handler: delay(200) });
+    const transport = undiciTransport({
+      tls: { ca: ca.caCert },
+      allowPrivateNetworks: true,
+      connectionsPerOrigin: 1,
+    });
+    onCleanup(() => transport.close());
+    const send = (queueTimeoutMs: number) =>
+      transport.send({ url: slow.url(), headers: {}, body: '{}', timeoutMs: 300, queueTimeoutMs });
+    // One connection, 200 ms per answer: the third request waits about 400 ms for it, longer than its
+    // 300 ms timeout, and is still answered, as its timeout starts only when it is sent.
+    const answered = await Promise.all([send(5000), send(5000), send(5000)]);
+    expect(answered.map((result) => (result.kind === 'response' ? result.statusCode : result.kind))).toEqual([
+      200, 200, 200,
+    ]);
+    // With a queue deadline shorter than one answer, the second request is never sent.
+    const received = slow.requests.length;
+    const [first, second] = await Promise.all([send(5000), send(50)]);
+    expect(first.kind).toBe('response');
+    expect(second).toEqual({ kind: 'not_sent', message: 'no free connection to the origin in time' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(slow.requests.length).toBe(received + 1);
   });
 });
 

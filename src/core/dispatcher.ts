@@ -13,7 +13,7 @@ import { type UndiciTransportOptions, undiciTransport } from '../transport/undic
 import { signPayload } from '../verify/sign.js';
 import { signStandardPayload } from '../verify/standard.js';
 import { USER_AGENT } from '../version.js';
-import { CompletionWriter } from './completion-writer.js';
+import { CompletionWriter, MAX_WRITE_BATCH } from './completion-writer.js';
 import type { EventType } from './events.js';
 import { newId } from './ids.js';
 import { type Logger, safeLogger } from './logger.js';
@@ -180,6 +180,8 @@ export class Dispatcher {
   #kickQueued = false;
   /** The last claim took fewer than it could: nothing more was due, apart from at-limit webhooks'. */
   #drained = false;
+  /** A fill stopped because outcomes were not being written (see #fillSlots). */
+  #heldBack = false;
   #unsubscribe: (() => void) | undefined;
   #poller: NodeJS.Timeout | undefined;
 
@@ -251,6 +253,7 @@ export class Dispatcher {
       onEffects: (effects, written) => this.#applyEffects(effects, written),
       onError: (error) =>
         this.#logger.error?.('could not record attempt outcomes; retrying', { error: message(error) }),
+      highWater: Math.max(MAX_WRITE_BATCH, 4 * this.#concurrency),
     });
   }
 
@@ -466,6 +469,13 @@ export class Dispatcher {
     for (;;) {
       const free = this.#concurrency - this.#inFlight.size;
       if (free <= 0 || !this.#active) return launched;
+      // While outcomes cannot be recorded (a failing or slow store), new attempts would only add to them,
+      // and their deliveries' leases would run out meanwhile (another worker then sends them again). The
+      // next successful write kicks (see #applyEffects).
+      if (this.#writer.backedUp) {
+        this.#heldBack = true;
+        return launched;
+      }
       this.#drained = false;
       const claimed = await this.#store.claimDeliveries({
         now: new Date(),
@@ -770,7 +780,9 @@ export class Dispatcher {
 
   /** After a completion write that scheduled retries: they may be due before the current wake-up. */
   #applyEffects(effects: CompletionEffect[], written: readonly AttemptOutcome[]): void {
-    if (written.some((outcome) => outcome.next.status === 'pending')) this.#kick();
+    const resume = this.#heldBack && !this.#writer.backedUp;
+    if (resume) this.#heldBack = false;
+    if (resume || written.some((outcome) => outcome.next.status === 'pending')) this.#kick();
     for (const effect of effects) {
       if (effect.disabledReason === null) continue;
       const info = { webhookId: effect.webhookId, siteId: effect.siteId, reason: effect.disabledReason };

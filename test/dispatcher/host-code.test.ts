@@ -312,6 +312,100 @@ describe('a store that takes its time', () => {
   });
 });
 
+describe('a store that cannot record outcomes', () => {
+  it('claims nothing more while writes fail, and sends each delivery once when they work again', async () => {
+    const inner = memoryStore();
+    let down = true;
+    const store: Store = {
+      ...inner,
+      completeAttempts: async (outcomes) => {
+        if (down) throw new Error('connection refused');
+        return inner.completeAttempts(outcomes);
+      },
+    };
+    const target = await receiver();
+    const { dispatcher, subscribe, logs } = await setup({
+      store,
+      concurrency: 16,
+      perWebhookConcurrency: 16,
+    });
+    await subscribe(target.url());
+    await dispatcher.emitMany(Array.from({ length: 40 }, (_, i) => pageview(`/${i}`)));
+    await dispatcher.start();
+    await target.waitFor(1, 5000);
+    await sleep(1500);
+    // Once a write failed, nothing more is claimed: at most the attempts started before it came back.
+    expect(target.requests.length).toBeLessThanOrEqual(32);
+    expect(logs.some((line) => line.message === 'could not record attempt outcomes; retrying')).toBe(true);
+    down = false;
+    await until(async () => {
+      const deliveries = await inner.listDeliveries({ siteId: SITE, limit: 100 });
+      return deliveries.every((delivery) => delivery.status === 'succeeded');
+    }, 15_000);
+    await within(dispatcher.stop(), 5000);
+    expect(target.requests).toHaveLength(40);
+    expect(new Set(target.requests.map((request) => request.headers['x-zta-delivery-id'])).size).toBe(40);
+  }, 30_000);
+
+  it('writes a batch that grew too big for one statement in smaller ones', async () => {
+    const inner = memoryStore();
+    // The first write waits a second (a lock held elsewhere) while outcomes pile up behind it; past 4
+    // outcomes a write always fails (a statement timeout the grown batch would hit for ever).
+    const writes: number[] = [];
+    const store: Store = {
+      ...inner,
+      completeAttempts: async (outcomes) => {
+        writes.push(outcomes.length);
+        if (writes.length === 1) await sleep(1000);
+        else if (outcomes.length > 4) throw new Error('canceling statement due to statement timeout');
+        return inner.completeAttempts(outcomes);
+      },
+    };
+    const target = await receiver();
+    const { dispatcher, subscribe } = await setup({ store, concurrency: 16, perWebhookConcurrency: 16 });
+    await subscribe(target.url());
+    await dispatcher.emitMany(Array.from({ length: 40 }, (_, i) => pageview(`/${i}`)));
+    await dispatcher.start();
+    await until(async () => {
+      const deliveries = await inner.listDeliveries({ siteId: SITE, limit: 100 });
+      return deliveries.every((delivery) => delivery.status === 'succeeded');
+    }, 20_000);
+    await within(dispatcher.stop(), 5000);
+    expect(Math.max(...writes.slice(1))).toBeGreaterThan(4);
+    expect(target.requests).toHaveLength(40);
+  }, 30_000);
+
+  it('an outcome the store always refuses does not hold up the others', async () => {
+    const inner = memoryStore();
+    let poison: string | undefined;
+    const store: Store = {
+      ...inner,
+      completeAttempts: async (outcomes) => {
+        if (outcomes.some((outcome) => outcome.attempt.deliveryId === poison))
+          throw new Error('value too long');
+        return inner.completeAttempts(outcomes);
+      },
+    };
+    const target = await receiver();
+    const { dispatcher, subscribe } = await setup({ store, concurrency: 8, perWebhookConcurrency: 8 });
+    await subscribe(target.url());
+    const ids = await dispatcher.emitMany(Array.from({ length: 8 }, (_, i) => pageview(`/${i}`)));
+    poison = ids[0];
+    await dispatcher.start();
+    await until(async () => {
+      const deliveries = await inner.listDeliveries({ siteId: SITE, limit: 100 });
+      return deliveries.filter((delivery) => delivery.status === 'succeeded').length === 7;
+    }, 15_000);
+    const stuck = (await inner.listDeliveries({ siteId: SITE, limit: 100 })).find((d) => d.id === poison);
+    expect(stuck?.status).toBe('delivering');
+    poison = undefined; // lets stop() write it
+    await within(dispatcher.stop(), 5000);
+    expect((await inner.listDeliveries({ siteId: SITE, limit: 100 })).map((d) => d.status)).toEqual(
+      Array(8).fill('succeeded'),
+    );
+  }, 30_000);
+});
+
 describe('overlapping callers', () => {
   it('runDue() calls that overlap, and runDue() beside start(), keep to perWebhookConcurrency', async () => {
     let open = 0;

@@ -82,7 +82,10 @@ export interface TestDatabase {
    * A second pool on the same database (another "process"), ended after the file. `defaultIsolation` sets
    * the sessions' `default_transaction_isolation`, as a role or database setting would.
    */
-  extraPool(max?: number, options?: { defaultIsolation?: 'repeatable read' | 'serializable' }): pg.Pool;
+  extraPool(
+    max?: number,
+    options?: { defaultIsolation?: 'repeatable read' | 'serializable'; sessionOptions?: string },
+  ): pg.Pool;
   /**
    * How many of this file's sessions wait for a lock now. Its pools connect as `application_name = <schema>`,
    * so sessions of files running alongside are not counted.
@@ -148,13 +151,15 @@ export function useTestDatabase(): TestDatabase {
       schemas.push(name);
       return name;
     },
-    extraPool(max = 5, { defaultIsolation } = {}) {
+    extraPool(max = 5, { defaultIsolation, sessionOptions } = {}) {
+      const settings = [
+        // A space in a value of `-c` is escaped with a backslash.
+        defaultIsolation && `-c default_transaction_isolation=${defaultIsolation.replace(' ', '\\ ')}`,
+        sessionOptions,
+      ].filter(Boolean);
       const extra = newPool(max, {
         applicationName: schema,
-        // A space in a value of `-c` is escaped with a backslash.
-        ...(defaultIsolation !== undefined && {
-          sessionOptions: `-c default_transaction_isolation=${defaultIsolation.replace(' ', '\\ ')}`,
-        }),
+        ...(settings.length > 0 && { sessionOptions: settings.join(' ') }),
       });
       pools.push(extra);
       return extra;

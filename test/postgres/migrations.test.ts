@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { quoteSchema } from '../../src/adapters/postgres/sql.js';
+import { lockMigrations, migrationLockKey, quoteSchema } from '../../src/adapters/postgres/sql.js';
 import { migrate, migrationSql, migrations, postgresStore, SCHEMA_VERSION } from '../../src/postgres.js';
 import { describePostgres, useTestDatabase } from './db.js';
 
@@ -47,6 +47,27 @@ describePostgres('migrate', () => {
     const results = await Promise.all(Array.from({ length: 4 }, () => migrate(pool, { schema })));
     expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);
     expect(await versions(schema)).toEqual(migrations.map((m) => m.version));
+  });
+
+  it("waits for another migration however short the sessions' lock and statement timeouts", async () => {
+    const schema = db.freshSchema();
+    const pool = db.extraPool(3, { sessionOptions: '-c lock_timeout=50 -c statement_timeout=100' });
+    // Another process holds the schema's migration lock for longer than either timeout.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(lockMigrations(), [migrationLockKey(schema)]);
+      const waiting = Promise.all([migrate(pool, { schema }), migrate(pool, { schema })]);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await holder.query('COMMIT');
+      const results = await waiting;
+      expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);
+    } finally {
+      holder.release();
+    }
+    expect(await versions(schema)).toEqual(migrations.map((m) => m.version));
+    // The sessions keep their own timeouts.
+    expect((await pool.query('SHOW lock_timeout')).rows[0].lock_timeout).toBe('50ms');
   });
 
   it('exports its SQL for other migration tools, which migrate() then agrees with', async () => {

@@ -5,9 +5,11 @@ import {
   DEFAULT_SCHEMA,
   FINISHED_STATUSES,
   insertVersion,
+  liftTimeouts,
   lockMigrations,
   migrationLockKey,
   quoteSchema,
+  restoreTimeouts,
   selectVersion,
 } from './sql.js';
 import { inTransaction } from './transaction.js';
@@ -186,13 +188,19 @@ export interface MigrateResult {
 /**
  * Creates or upgrades the schema. Idempotent, and safe to call from many processes at once: a transaction
  * holds an advisory lock for the schema while it reads the version and applies what is missing, so the
- * others wait and then find nothing to do. A schema newer than this release is left alone.
+ * others wait (whatever their `lock_timeout` or `statement_timeout`) and then find nothing to do. A schema
+ * newer than this release is left alone.
  */
 export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise<MigrateResult> {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   quoteSchema(schema);
   return inTransaction(pool, async (client) => {
+    // The others wait for the lock however short the session's lock or statement timeout (each would
+    // otherwise fail with 55P03 or 57014 while one process migrates); the migration's own statements keep
+    // the session's timeouts.
+    const { rows: timeouts } = await client.query<{ lock: string; statement: string }>(liftTimeouts());
     await client.query(lockMigrations(), [migrationLockKey(schema)]);
+    await client.query(restoreTimeouts(), [timeouts[0]!.lock, timeouts[0]!.statement]);
     await client.query(createSchema(schema));
     await client.query(createVersionTable(schema));
     const { rows } = await client.query<{ version: number }>(selectVersion(schema));

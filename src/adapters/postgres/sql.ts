@@ -63,6 +63,17 @@ export function migrationLockKey(schema: string): string {
   return `zta_webhooks:migrate:${schema}`;
 }
 
+/** Turns the transaction's lock and statement timeouts off, and returns what they were (`lock`, `statement`). */
+export function liftTimeouts(): string {
+  return `SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS statement,
+  set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)`;
+}
+
+/** `$1`, `$2`: the lock and statement timeouts `liftTimeouts` returned, for the rest of the transaction. */
+export function restoreTimeouts(): string {
+  return `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`;
+}
+
 /** `$1`: `migrationLockKey(schema)`. Waits until no other session is migrating this schema. */
 export function lockMigrations(): string {
   return 'SELECT pg_advisory_xact_lock(hashtext($1))';

@@ -60,7 +60,22 @@ function consumedBody(req: Request): Uint8Array | string | undefined {
   const body: unknown = req.body;
   if (body === undefined) return '';
   if (typeof body === 'string' || body instanceof Uint8Array) return body;
-  return JSON.stringify(body) ?? '';
+  return reencode(body) ?? NOT_JSON;
+}
+
+/** A body that no JSON parser takes: the API answers it 400 `Malformed JSON body` (after authentication). */
+const NOT_JSON = '\u0000';
+
+/**
+ * `JSON.stringify` of what a body parser left; undefined if it cannot be encoded again. A parsed body
+ * nested some thousands deep (40 kB is enough, under `express.json()`'s limit) overflows the stack there.
+ */
+function reencode(body: unknown): string | undefined {
+  try {
+    return JSON.stringify(body);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where the webhook secret(s) come from: fixed, or looked up per request (e.g. by `X-ZTA-Webhook-ID`). */
@@ -173,5 +188,6 @@ async function rawBodyOf(req: Request, maxBytes: number): Promise<Buffer> {
   const body: unknown = req.body;
   if (Buffer.isBuffer(body)) return body;
   if (typeof body === 'string') return Buffer.from(body, 'utf8');
-  return Buffer.from(JSON.stringify(body) ?? '', 'utf8');
+  // One that cannot be encoded again is no delivery of ours (their bodies are flat): it fails verification.
+  return Buffer.from(reencode(body) ?? '', 'utf8');
 }

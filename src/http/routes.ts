@@ -46,6 +46,13 @@ export function normaliseBasePath(basePath: string): string {
   if (typeof basePath !== 'string' || !basePath.startsWith('/') || /[?#\s]/.test(basePath)) {
     throw new TypeError(`basePath must be a path starting with "/", got ${JSON.stringify(basePath)}`);
   }
+  // Requests are matched on the URL parser's pathname, which encodes, resolves dot segments and turns
+  // backslashes into slashes: a base it would write differently could never match.
+  if (new URL(basePath, 'http://host').pathname !== basePath) {
+    throw new TypeError(
+      `basePath must be written as a URL path is (percent-encoded, without dot segments or backslashes), got ${JSON.stringify(basePath)}`,
+    );
+  }
   return basePath.replace(/\/+$/, '');
 }
 

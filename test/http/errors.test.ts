@@ -89,9 +89,22 @@ describeEachStore('http: errors', () => {
     it('refuses a basePath that is not a path', async () => {
       const { createWebhooksApi } = await import('../../src/http/handler.js');
       const { manager } = await startApi();
-      for (const basePath of ['api/webhooks', '', '/a?b', 'https://x/api']) {
+      for (const basePath of [
+        'api/webhooks',
+        '',
+        '/a?b',
+        'https://x/api',
+        '/api/wébhooks',
+        '/api/./x',
+        '/a/../b',
+        '/api\\x',
+      ]) {
         expect(() => createWebhooksApi({ manager, authenticate: () => null, basePath })).toThrow(TypeError);
       }
+      // One the URL parser would write differently could never match a request.
+      expect(() => createWebhooksApi({ manager, authenticate: () => null, basePath: '/api/./x' })).toThrow(
+        'basePath must be written as a URL path is (percent-encoded, without dot segments or backslashes), got "/api/./x"',
+      );
     });
   });
 

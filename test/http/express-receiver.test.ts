@@ -226,6 +226,15 @@ describeEachStore('http: express receiver', () => {
       expect(tampered.status).toBe(401);
     });
 
+    it('answers a body express.json() parsed but nested too deep to encode again with 401, not 500', async () => {
+      const target = await expressReceiver(verifyWebhookMiddleware({ secret: 'whsec_deep' }), (app) =>
+        app.use(express.json()),
+      );
+      const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+      const answer = await target.post(deep, { 'x-zta-signature': signPayload(deep, 'whsec_deep') });
+      expect(answer.status).toBe(401);
+    });
+
     it('uses the raw bytes express.raw() kept', async () => {
       const secret = 'whsec_raw';
       const target = await expressReceiver(verifyWebhookMiddleware({ secret }), (app) =>

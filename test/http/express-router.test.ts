@@ -103,6 +103,28 @@ describeEachStore('http: express router', () => {
       expect(invalid.body).toStrictEqual({ error: 'Invalid event type: nope' });
     });
 
+    it('answers a body express.json() parsed but nested too deep to encode again with 400, not 500', async () => {
+      const { call } = await app((a, manager) => {
+        a.use(express.json());
+        a.use(webhooksRouter({ manager, authenticate }));
+      });
+      // 40 kB, under express.json()'s limit; JSON.stringify of it overflows the stack.
+      const deep = {
+        body: `${'['.repeat(20_000)}${']'.repeat(20_000)}`,
+        headers: { 'content-type': 'application/json' },
+      };
+      const answers = [
+        await call('POST', '/api/webhooks', { ...deep, token: null }),
+        await call('POST', '/api/webhooks', deep),
+        await call('DELETE', '/api/webhooks?id=wh_u_PUuR6SirlzNB7KFrA9Gg', deep),
+      ];
+      expect(answers.map((answer) => [answer.status, answer.body])).toEqual([
+        [401, { error: 'Unauthorized' }],
+        [400, { error: 'Malformed JSON body' }],
+        [404, { error: 'Webhook not found' }],
+      ]);
+    });
+
     it('uses a body express.text() or express.raw() consumed as is', async () => {
       const { call } = await app((a, manager) => {
         a.use(express.raw({ type: 'application/json' }));

@@ -13,6 +13,23 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describePostgres('postgresStore', () => {
   const db = useTestDatabase();
 
+  it('refuses to subscribe on a pool of one connection, which LISTEN would hold for ever', async () => {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+    try {
+      const dispatcher = new Dispatcher({ store: postgresStore({ pool, schema: db.schema }) });
+      await expect(dispatcher.start()).rejects.toThrow(
+        'postgresStore: subscribing holds one pool connection for LISTEN, so the pool needs max >= 2 (it has 1); or pass notify: false',
+      );
+      // Without NOTIFY it polls, and one connection is enough.
+      const polling = new Dispatcher({ store: postgresStore({ pool, schema: db.schema, notify: false }) });
+      await polling.start();
+      expect(await polling.runDue()).toEqual({ attempted: 0 });
+      await polling.stop();
+    } finally {
+      await pool.end();
+    }
+  });
+
   /** An empty schema with one webhook, and a store on it. */
   const storeWithOneWebhook = async () => {
     await db.truncate();

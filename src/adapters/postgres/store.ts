@@ -511,6 +511,17 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       await listener?.close();
     },
   };
-  if (listener !== undefined) store.subscribe = (fn) => listener.subscribe(fn);
+  if (listener !== undefined) {
+    store.subscribe = (fn) => {
+      // With the only connection held by LISTEN, every claim, write and emit would wait for ever.
+      const max = pool.options?.max;
+      if (typeof max === 'number' && max < 2) {
+        throw new TypeError(
+          `postgresStore: subscribing holds one pool connection for LISTEN, so the pool needs max >= 2 (it has ${max}); or pass notify: false`,
+        );
+      }
+      return listener.subscribe(fn);
+    };
+  }
   return store;
 }

@@ -10,8 +10,8 @@
 // all processes share (performance.timeOrigin + performance.now()).
 //
 //   library  worker processes (bench/lib/pg-worker.mjs): postgresStore + Dispatcher({ concurrency: 64,
-//            perWebhookConcurrency: 8, perSiteConcurrency: 64 }) from dist/, 8 webhooks on one site, so 64
-//            attempts in flight per process. Events go in with `emitMany` (one delivery per webhook each).
+//            perWebhookConcurrency: 8, perSiteConcurrency: 64, perOriginConcurrency: 64 }) from dist/,
+//            8 webhooks on one site and one receiver, so 64 attempts in flight per process. Events go in with `emitMany` (one delivery per webhook each).
 //   pg-boss  worker processes (bench/lib/pg-boss-worker.mjs): pg-boss 10 (the last line for Node 20), one job
 //            per delivery with URL, secret and exact body; workers POST with undici.request, signed with the
 //            same HMAC headers, at most 64 requests in flight per process (the same concurrency). Three

@@ -20,8 +20,10 @@ const dispatcher = new Dispatcher({
   allowPrivateNetworks: true,
   concurrency: config.concurrency,
   perWebhookConcurrency: config.perWebhookConcurrency,
-  // All the bench's webhooks are on one site: no tenant to keep from the others' slots.
+  // All the bench's webhooks are on one site and one receiver: no tenant or host to keep from the others'
+  // slots (64 requests in flight per process, as the pg-boss build has).
   perSiteConcurrency: config.concurrency,
+  perOriginConcurrency: config.concurrency,
   retention: false,
   logger: { error: (message, fields) => console.error('pg-worker:', message, fields) },
 });

@@ -207,8 +207,10 @@ export type TransportResult =
       headers: Record<string, string | undefined>;
       /** At most the first 4 KiB of the body. */
       bodySnippet: string;
+      /** How long the request waited to be sent; left out of the attempt's recorded duration. */
+      waitedMs?: number;
     }
-  | { kind: 'error'; errorCode: AttemptErrorCode; message: string }
+  | { kind: 'error'; errorCode: AttemptErrorCode; message: string; waitedMs?: number }
   /** The request never left this process (see `queueTimeoutMs`): no attempt is recorded. */
   | { kind: 'not_sent'; message: string };
 

@@ -109,6 +109,13 @@ export interface DispatcherOptions {
    * `perWebhookConcurrency` (16 with the defaults). A single-tenant host can set it to `concurrency`.
    */
   perSiteConcurrency?: number;
+  /**
+   * Attempts in flight at once to any one origin (scheme, host and port), across webhooks and sites, so
+   * that a host many sites' webhooks share cannot hold every slot when it is slow. The default transport
+   * opens 16 connections per origin; attempts beyond those wait for one (their timeout starts when they
+   * are sent). Default: half of `concurrency`, at least `perWebhookConcurrency` (32 with the defaults).
+   */
+  perOriginConcurrency?: number;
   /** How long a claimed delivery stays reserved for this process. Default: long enough to drain a full batch. */
   leaseMs?: number;
   /** Safety-net poll for work queued where the store cannot notify. Default 1000 ms without `store.subscribe`, 30 s with. */
@@ -213,7 +220,11 @@ export class Dispatcher {
       options.perSiteConcurrency ?? Math.max(this.#perWebhook, Math.ceil(this.#concurrency / 4)),
       'perSiteConcurrency',
     );
-    this.#slots = new InFlightSlots(this.#perWebhook, perSite);
+    const perOrigin = positive(
+      options.perOriginConcurrency ?? Math.max(this.#perWebhook, Math.ceil(this.#concurrency / 2)),
+      'perOriginConcurrency',
+    );
+    this.#slots = new InFlightSlots(this.#perWebhook, perSite, perOrigin);
     // A claimed batch for one webhook waits its turn in rounds of `perWebhook`; the lease must outlast them.
     const rounds = Math.ceil(this.#concurrency / this.#perWebhook) + 1;
     this.#leaseMs = atMostTimerMax(
@@ -494,15 +505,16 @@ export class Dispatcher {
       let learned = false;
       for (const item of fresh) {
         const { delivery, webhook } = item;
-        if (!this.#slots.hasRoom(delivery.siteId)) {
-          learned = this.#slots.note(webhook.id, delivery.siteId) || learned;
+        const origin = originOf(webhook.url);
+        if (!this.#slots.hasRoom(delivery.siteId, origin)) {
+          learned = this.#slots.note(webhook.id, delivery.siteId, origin) || learned;
           overCap.push(item);
           continue;
         }
-        launched.push(this.#launch(item));
+        launched.push(this.#launch(item, origin));
         started++;
       }
-      // Over its site's cap: back to pending for later, or for another worker.
+      // Over its site's or origin's cap: back to pending for later, or for another worker.
       if (overCap.length > 0) await this.#release(overCap);
       if (claimed.length < free) {
         this.#drained = true;
@@ -579,12 +591,12 @@ export class Dispatcher {
   }
 
   /** Starts the attempt in the background; it resolves to whether it was sent. */
-  #launch(claimed: ClaimedDelivery): Promise<boolean> {
+  #launch(claimed: ClaimedDelivery, origin: string): Promise<boolean> {
     const { delivery, webhook } = claimed;
-    this.#slots.take(webhook.id, delivery.siteId);
+    this.#slots.take(webhook.id, delivery.siteId, origin);
     const finished = (): void => {
       this.#inFlight.delete(delivery.id);
-      const wasFull = this.#slots.give(webhook.id, delivery.siteId);
+      const wasFull = this.#slots.give(webhook.id, delivery.siteId, origin);
       // Nothing else was due when the store was last asked: a freed slot finds work only for a webhook or
       // site that was at its limit (its due deliveries were passed over). Other new work kicks by itself.
       if (!this.#drained || wasFull) this.#kick();
@@ -663,8 +675,10 @@ export class Dispatcher {
       await this.#release([claimed]);
       return false;
     }
-    const durationMs = Math.round(performance.now() - began);
-    const finishedAt = new Date(startedAt.getTime() + durationMs);
+    const elapsedMs = Math.round(performance.now() - began);
+    const finishedAt = new Date(startedAt.getTime() + elapsedMs);
+    // The receiver's time: without the wait for a connection to its origin.
+    const durationMs = Math.max(0, elapsedMs - (result.waitedMs ?? 0));
 
     const statusCode = result.kind === 'response' ? result.statusCode : null;
     const redirected = statusCode !== null && statusCode >= 300 && statusCode < 400;
@@ -842,6 +856,15 @@ function validSchemes(schemes: readonly SignatureScheme[]): readonly SignatureSc
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number`);
   return value;
+}
+
+/** What the transport queues and caps connections by: scheme, host and port (the URL itself if it is not one). */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
 }
 
 /** Node fires a timer set past its ceiling (about 24.8 days) after 1 ms instead. */

@@ -1,74 +1,101 @@
 /**
- * Attempts in flight per webhook and per site, and what a claim may still take for each. The per-site cap
- * keeps one tenant's slow receivers (up to 10 webhooks, each answering just inside the timeout) from
- * holding every slot while the other tenants' deliveries wait behind its backlog.
+ * Attempts in flight per webhook, per site and per origin, and what a claim may still take for each. The
+ * per-site cap keeps one tenant's slow receivers (up to 10 webhooks, each answering just inside the
+ * timeout) from holding every slot while the other tenants' deliveries wait behind its backlog; the
+ * per-origin cap does the same for one host that many tenants' webhooks share (a chat or automation
+ * service), whose attempts beyond its connections would otherwise wait in the transport's queue, each
+ * holding a slot.
  *
- * The store only knows per-webhook limits (`busyWebhooks`), so a site's remaining slots are shared out
- * among the site's webhooks this process has seen while the site had attempts in flight. A claim can still
- * return more for a site than it has room for (a webhook not seen yet); those are not started (see
- * `hasRoom`) and the caller gives them back.
+ * The store only knows per-webhook limits (`busyWebhooks`), so a group's (site's or origin's) remaining
+ * slots are shared out among the group's webhooks this process has seen while the group had attempts in
+ * flight. A claim can still return more for a group than it has room for (a webhook not seen yet); those
+ * are not started (see `hasRoom`) and the caller gives them back.
  */
 export class InFlightSlots {
   readonly #perWebhook: number;
   readonly #perSite: number;
+  readonly #perOrigin: number;
   readonly #webhooks = new Map<string, number>();
-  readonly #sites = new Map<string, { busy: number; webhooks: Set<string> }>();
-  /** Where the hand-out of a site's remaining slots starts; moves on at each claim. */
+  /** By `siteKey` / `originKey`: attempts in flight, and the webhooks seen meanwhile. */
+  readonly #groups = new Map<string, Group>();
+  /** Where the hand-out of a group's remaining slots starts; moves on at each claim. */
   #turn = 0;
 
-  constructor(perWebhook: number, perSite: number) {
+  constructor(perWebhook: number, perSite: number, perOrigin = Number.POSITIVE_INFINITY) {
     this.#perWebhook = perWebhook;
     this.#perSite = perSite;
+    this.#perOrigin = perOrigin;
   }
 
-  /** Whether the site is under its cap, so one more attempt to it may start. */
-  hasRoom(siteId: string): boolean {
-    return (this.#sites.get(siteId)?.busy ?? 0) < this.#perSite;
+  /** Whether the site (and the origin, if given) is under its cap, so one more attempt may start. */
+  hasRoom(siteId: string, origin?: string): boolean {
+    for (const key of keys(siteId, origin)) {
+      const group = this.#groups.get(key);
+      if (group !== undefined && group.busy >= group.cap) return false;
+    }
+    return true;
   }
 
-  take(webhookId: string, siteId: string): void {
+  take(webhookId: string, siteId: string, origin?: string): void {
     this.#webhooks.set(webhookId, (this.#webhooks.get(webhookId) ?? 0) + 1);
-    const site = this.#sites.get(siteId) ?? { busy: 0, webhooks: new Set<string>() };
-    site.busy++;
-    site.webhooks.add(webhookId);
-    this.#sites.set(siteId, site);
+    for (const key of keys(siteId, origin)) {
+      let group = this.#groups.get(key);
+      if (group === undefined) {
+        group = {
+          busy: 0,
+          cap: key === siteKey(siteId) ? this.#perSite : this.#perOrigin,
+          webhooks: new Set(),
+        };
+        this.#groups.set(key, group);
+      }
+      group.busy++;
+      group.webhooks.add(webhookId);
+    }
   }
 
-  /** Ends one attempt; true if its webhook or site was at its limit (work passed over may be claimable now). */
-  give(webhookId: string, siteId: string): boolean {
+  /** Ends one attempt; true if its webhook, site or origin was at its limit (work passed over may be claimable now). */
+  give(webhookId: string, siteId: string, origin?: string): boolean {
     const count = this.#webhooks.get(webhookId) ?? 1;
     if (count <= 1) this.#webhooks.delete(webhookId);
     else this.#webhooks.set(webhookId, count - 1);
-    const site = this.#sites.get(siteId);
-    const siteWasFull = site !== undefined && site.busy >= this.#perSite;
-    if (site !== undefined && --site.busy <= 0) this.#sites.delete(siteId);
-    return count >= this.#perWebhook || siteWasFull;
+    let wasFull = count >= this.#perWebhook;
+    for (const key of keys(siteId, origin)) {
+      const group = this.#groups.get(key);
+      if (group === undefined) continue;
+      if (group.busy >= group.cap) wasFull = true;
+      if (--group.busy <= 0) this.#groups.delete(key);
+    }
+    return wasFull;
   }
 
   /**
-   * Remembers a webhook of a site that is at its cap (a claim returned it), so the next claim leaves it
-   * out; false if it was known already.
+   * Remembers a webhook of a site or origin that is at its cap (a claim returned it), so the next claim
+   * leaves it out; false if nothing new was learned.
    */
-  note(webhookId: string, siteId: string): boolean {
-    const site = this.#sites.get(siteId);
-    if (site === undefined || site.webhooks.has(webhookId)) return false;
-    site.webhooks.add(webhookId);
-    return true;
+  note(webhookId: string, siteId: string, origin?: string): boolean {
+    let learned = false;
+    for (const key of keys(siteId, origin)) {
+      const group = this.#groups.get(key);
+      if (group === undefined || group.webhooks.has(webhookId)) continue;
+      group.webhooks.add(webhookId);
+      learned = true;
+    }
+    return learned;
   }
 
   /**
    * `busyWebhooks` for a claim: each webhook's attempts in flight, raised so that the known webhooks of a
-   * site together have exactly the site's remaining slots. These are handed out one at a time, starting
-   * from a webhook further along at each claim, so that a webhook with nothing due cannot keep its
-   * siblings waiting for long.
+   * site or origin together have exactly its remaining slots (a webhook in both gets the smaller share).
+   * These are handed out one at a time, starting from a webhook further along at each claim, so that a
+   * webhook with nothing due cannot keep its siblings waiting for long.
    */
   claimLimits(): Map<string, number> {
     const limits = new Map(this.#webhooks);
     this.#turn++;
-    for (const site of this.#sites.values()) {
-      const ids = [...site.webhooks];
+    for (const group of this.#groups.values()) {
+      const ids = [...group.webhooks];
       const room = ids.map((id) => Math.max(0, this.#perWebhook - (this.#webhooks.get(id) ?? 0)));
-      let left = Math.max(0, this.#perSite - site.busy);
+      let left = Math.max(0, group.cap - group.busy);
       if (room.reduce((sum, n) => sum + n, 0) <= left) continue;
       const share = ids.map(() => 0);
       for (let i = this.#turn; left > 0; i++) {
@@ -79,7 +106,7 @@ export class InFlightSlots {
         }
       }
       ids.forEach((id, j) => {
-        limits.set(id, this.#perWebhook - share[j]!);
+        limits.set(id, Math.max(limits.get(id) ?? 0, this.#perWebhook - share[j]!));
       });
     }
     return limits;
@@ -89,9 +116,21 @@ export class InFlightSlots {
   saturated(): string[] {
     const full = new Set<string>();
     for (const [webhookId, busy] of this.#webhooks) if (busy >= this.#perWebhook) full.add(webhookId);
-    for (const site of this.#sites.values()) {
-      if (site.busy >= this.#perSite) for (const webhookId of site.webhooks) full.add(webhookId);
+    for (const group of this.#groups.values()) {
+      if (group.busy >= group.cap) for (const webhookId of group.webhooks) full.add(webhookId);
     }
     return [...full];
   }
+}
+
+interface Group {
+  busy: number;
+  cap: number;
+  webhooks: Set<string>;
+}
+
+const siteKey = (siteId: string): string => `site\u0000${siteId}`;
+
+function keys(siteId: string, origin: string | undefined): string[] {
+  return origin === undefined ? [siteKey(siteId)] : [siteKey(siteId), `origin\u0000${origin}`];
 }

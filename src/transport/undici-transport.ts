@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import type { Transport, TransportRequest, TransportResult } from '../adapters/types.js';
@@ -91,9 +92,11 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     };
     return new Promise((resolve) => {
       const attempt = new Attempt(resolve);
+      const queuedAt = performance.now();
       const queueTimer = setTimeout(() => attempt.notSent(), request.queueTimeoutMs ?? request.timeoutMs);
       attempt.leaveQueue = admit(origin, (release) => {
         clearTimeout(queueTimer);
+        attempt.waitedMs = Math.round(performance.now() - queuedAt);
         attempt.release = release;
         attempt.timer = setTimeout(() => attempt.giveUp(), request.timeoutMs);
         agent.dispatch(options, attempt);
@@ -131,6 +134,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   leaveQueue: (() => void) | undefined;
   /** Frees the per-origin slot; called once undici is done with the request, which may be after we are. */
   release: (() => void) | undefined;
+  /** How long it waited for the slot (reported, so that the wait is not counted as the receiver's). */
+  waitedMs = 0;
   #settle: ((result: TransportResult) => void) | undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #statusCode = 0;
@@ -213,6 +218,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (settle === undefined) return;
     this.#settle = undefined;
     clearTimeout(this.timer);
+    if (this.waitedMs > 0 && result.kind !== 'not_sent') result.waitedMs = this.waitedMs;
     settle(result);
   }
 

@@ -56,6 +56,25 @@ describe('InFlightSlots', () => {
     expect(slots.note('w3', 's')).toBe(false);
   });
 
+  it("caps an origin across sites: its webhooks share what is left, and a full one's are left out", () => {
+    const slots = new InFlightSlots(4, 100, 3);
+    slots.take('a1', 'site_a', 'https://hooks.example');
+    slots.take('a1', 'site_a', 'https://hooks.example');
+    slots.take('b1', 'site_b', 'https://hooks.example');
+    slots.take('c1', 'site_c', 'https://c.example');
+    expect(slots.hasRoom('site_a', 'https://hooks.example')).toBe(false);
+    expect(slots.hasRoom('site_d', 'https://hooks.example')).toBe(false); // another site, the same host
+    expect(slots.hasRoom('site_a', 'https://c.example')).toBe(true); // the same site, another host
+    expect(room(slots.claimLimits(), ['a1', 'b1', 'c1'], 4)).toEqual([0, 0, 2]); // c1: its host's 2 left
+    expect(slots.saturated().sort()).toEqual(['a1', 'b1']);
+    expect(slots.note('d1', 'site_d', 'https://hooks.example')).toBe(true);
+    expect(room(slots.claimLimits(), ['d1'], 4)).toEqual([0]);
+    expect(slots.give('b1', 'site_b', 'https://hooks.example')).toBe(true); // the origin was full
+    // One slot left on the origin, handed to one of its three known webhooks at a time.
+    const turns = [0, 1, 2].map(() => room(slots.claimLimits(), ['a1', 'b1', 'd1'], 4));
+    for (const turn of turns) expect(turn.reduce((sum, n) => sum + n, 0)).toBe(1);
+  });
+
   it('says when a slot frees up on a webhook that was at its own limit', () => {
     const slots = new InFlightSlots(2, 100);
     slots.take('w1', 's');

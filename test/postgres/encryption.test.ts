@@ -174,8 +174,8 @@ describePostgres('secrets at rest [postgres]', () => {
         ...(encryption && { encryption }),
       });
       await keyless.emit(pageview());
-      // Earlier rounds' deliveries come back once their lease has run out.
-      expect(await keyless.runDue()).toEqual({ attempted: index + 1 });
+      // Nothing is sent; earlier rounds' deliveries come back once their lease has run out (one error each).
+      expect(await keyless.runDue()).toEqual({ attempted: 0 });
       await keyless.stop();
       expect(target.requests).toHaveLength(0);
       const errors = logs.filter((line) => line.level === 'error');

@@ -57,8 +57,9 @@ const dispatcher = new Dispatcher({
   allowPrivateNetworks: true,
   concurrency: config.concurrency,
   perWebhookConcurrency: config.perWebhookConcurrency,
-  // The tests' webhooks are on one site: every slot may go to it.
+  // The tests' webhooks are on one site and one receiver: every slot may go to them.
   perSiteConcurrency: config.concurrency,
+  perOriginConcurrency: config.concurrency,
   leaseMs: config.leaseMs,
   // An attempt must end within its lease; the tests' receivers answer within 100 ms.
   timeoutMs: Math.min(5_000, config.leaseMs / 2),

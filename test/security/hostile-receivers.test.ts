@@ -365,6 +365,8 @@ describe('requests waiting for a connection to their origin', () => {
     expect(answered.map((result) => (result.kind === 'response' ? result.statusCode : result.kind))).toEqual([
       200, 200, 200,
     ]);
+    // The third waited for two answers before it was sent, and says so (it is not the receiver's time).
+    expect(answered[2]!.kind === 'response' && answered[2]!.waitedMs).toBeGreaterThanOrEqual(300);
     // With a queue deadline shorter than one answer, the second request is never sent.
     const received = slow.requests.length;
     const [first, second] = await Promise.all([send(5000), send(50)]);
@@ -372,6 +374,91 @@ describe('requests waiting for a connection to their origin', () => {
     expect(second).toEqual({ kind: 'not_sent', message: 'no free connection to the origin in time' });
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(slow.requests.length).toBe(received + 1);
+  });
+});
+
+describe('one host that many sites share cannot hold every slot', () => {
+  it("a slow shared host gets at most perOriginConcurrency slots, and other hosts' deliveries go out meanwhile", async () => {
+    const timeoutMs = 2500;
+    const perOrigin = 6;
+    const { manager, dispatcher } = harness({
+      timeoutMs,
+      concurrency: 16,
+      perWebhookConcurrency: 4,
+      perSiteConcurrency: 16,
+      perOriginConcurrency: perOrigin,
+    });
+    // Four sites' webhooks on one host that never answers (think a chat service having a bad day): 16
+    // attempts would fill every slot.
+    const shared = await receiver({ ca: ca.forReceiver(), handler: hang() });
+    const sharedIds = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const { webhook } = await manager.create('owner', {
+        siteId: `site_${i}`,
+        url: shared.url(`/hook/${i}`),
+        events: ['pageview'],
+      });
+      sharedIds.add(webhook.id);
+    }
+    const healthy = await receiver({ ca: ca.forReceiver() });
+    await manager.create('owner', { siteId: 'site_good', url: healthy.url(), events: ['pageview'] });
+
+    let sharedInFlight = 0;
+    let maxSharedInFlight = 0;
+    dispatcher.on('attempt:start', ({ webhookId }) => {
+      if (sharedIds.has(webhookId)) maxSharedInFlight = Math.max(maxSharedInFlight, ++sharedInFlight);
+    });
+    const finished = (info: AttemptInfo) => {
+      if (sharedIds.has(info.webhookId)) sharedInFlight--;
+    };
+    dispatcher.on('attempt:success', finished);
+    dispatcher.on('attempt:failure', finished);
+
+    await dispatcher.start();
+    const begun = performance.now();
+    for (let i = 0; i < 4; i++) {
+      await dispatcher.emitMany(Array.from({ length: 8 }, (_, j) => event(`site_${i}`, `/s${j}`)));
+    }
+    await dispatcher.emitMany(Array.from({ length: 20 }, (_, i) => event('site_good', `/p${i}`)));
+    await healthy.waitFor(20, timeoutMs);
+    expect(performance.now() - begun).toBeLessThan(timeoutMs);
+    expect(sharedInFlight).toBe(perOrigin);
+    await dispatcher.stop();
+    expect(maxSharedInFlight).toBe(perOrigin);
+  });
+});
+
+describe('the default caps', () => {
+  it('16 attempts in flight per site and 32 per origin, with the default concurrency of 64', async () => {
+    const { manager, dispatcher } = harness({ timeoutMs: 2000 });
+    // One site with three webhooks on three hosts (24 deliveries could go at once), and five sites with a
+    // webhook each on one shared host (40 could): every host hangs.
+    for (let i = 0; i < 3; i++) {
+      const host = await receiver({ ca: ca.forReceiver(), handler: hang() });
+      await manager.create('owner', { siteId: 'site_big', url: host.url(), events: ['pageview'] });
+    }
+    const shared = await receiver({ ca: ca.forReceiver(), handler: hang() });
+    const sharedSites = ['site_1', 'site_2', 'site_3', 'site_4', 'site_5'];
+    for (const siteId of sharedSites) {
+      await manager.create('owner', { siteId, url: shared.url(`/${siteId}`), events: ['pageview'] });
+    }
+    const inFlight = new Map<string, number>();
+    dispatcher.on('attempt:start', ({ siteId }) => {
+      const group = siteId === 'site_big' ? 'site' : 'origin';
+      inFlight.set(group, (inFlight.get(group) ?? 0) + 1);
+    });
+    await dispatcher.start();
+    await dispatcher.emitMany(Array.from({ length: 8 }, (_, i) => event('site_big', `/${i}`)));
+    for (const siteId of sharedSites) {
+      await dispatcher.emitMany(Array.from({ length: 8 }, (_, i) => event(siteId, `/${i}`)));
+    }
+    await shared.waitFor(16, 1500);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Nothing has finished yet (the hosts hang for the 2 s timeout): these are the attempts in flight. Of
+    // the shared host's 32, 16 are sent (the transport's connections to it) and 16 wait for a connection.
+    expect(Object.fromEntries(inFlight)).toEqual({ site: 16, origin: 32 });
+    expect(shared.requests).toHaveLength(16);
+    await dispatcher.stop();
   });
 });
 

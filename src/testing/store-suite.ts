@@ -642,6 +642,35 @@ export function testStore<S extends Store>(options: StoreSuiteOptions<S>): void 
       expect(await claimAll(at(10_000))).toEqual([]);
     });
 
+    it('leaves a webhook the user disabled as it is when an attempt in flight would have disabled it', async () => {
+      const [first, second] = [delivery(hook), delivery(hook)];
+      await store.insertDeliveries([first, second]);
+      await claimAll(at(0));
+      await store.updateWebhook(hook.id, {
+        active: false,
+        disabledReason: 'Disabled by user',
+        updatedAt: at(1),
+      });
+      const effects = [
+        ...(await complete({
+          attempt: failedAttempt(first, 1),
+          next: { status: 'failed' },
+          maxConsecutiveFailures: 1,
+        })),
+        ...(await complete({
+          attempt: attempt(second, 1, { statusCode: 410, ok: false }),
+          next: { status: 'failed' },
+          disableReason: 'Endpoint returned 410 Gone',
+        })),
+      ];
+      expect(effects.map((effect) => effect.disabledReason)).toEqual([null, null]);
+      expect(await store.getWebhook(hook.id)).toMatchObject({
+        active: false,
+        disabledReason: 'Disabled by user',
+        updatedAt: at(1),
+      });
+    });
+
     it('disables at once when told to (410 Gone)', async () => {
       const d = delivery(hook);
       await store.insertDeliveries([d]);

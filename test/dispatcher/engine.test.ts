@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { Dispatcher } from '../../src/index.js';
+import { Dispatcher, type Store } from '../../src/index.js';
 import { createStore, describeEachStore } from '../postgres/stores.js';
 import { delay } from '../support/hostile.js';
 import type { RecordedRequest } from '../support/receiver.js';
@@ -109,6 +109,36 @@ describeEachStore('dispatcher: engine', () => {
       await second.stop();
       const received = new Set(target.requests.map((r) => r.headers['x-zta-delivery-id']));
       expect(received).toEqual(new Set(ids));
+    });
+
+    it('stop() during a claim gives what that claim took back to pending', async () => {
+      const target = await receiver();
+      const inner = await createStore();
+      let openGate: () => void = () => {};
+      const gateOpen = new Promise<void>((resolve) => {
+        openGate = resolve;
+      });
+      let claiming = false;
+      const store: Store = {
+        ...inner,
+        claimDeliveries: async (options) => {
+          claiming = true;
+          const claimed = await inner.claimDeliveries(options);
+          await gateOpen; // the claim has committed; its answer is on the way
+          return claimed;
+        },
+      };
+      const { dispatcher, subscribe } = await setup({ store });
+      const webhook = await subscribe(target.url());
+      await dispatcher.emitMany([pageview('/1'), pageview('/2')]);
+      await dispatcher.start();
+      await until(() => claiming);
+      const stopped = dispatcher.stop();
+      openGate();
+      await stopped;
+      const after = await inner.listDeliveries({ webhookId: webhook.id, limit: 10 });
+      expect(after.map((d) => d.status)).toEqual(['pending', 'pending']);
+      expect(target.requests).toHaveLength(0);
     });
 
     it('runDue() sends what is due and waits for it, without start()', async () => {

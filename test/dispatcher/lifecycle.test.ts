@@ -92,6 +92,29 @@ describeEachStore('dispatcher: lifecycle', () => {
     });
   });
 
+  describe('re-enabling', () => {
+    it('starts the failure count afresh', async () => {
+      const target = await receiver(status(400));
+      const { dispatcher, subscribe, manager, store } = await setup({
+        maxConsecutiveFailures: 3,
+        concurrency: 1,
+      });
+      const webhook = await subscribe(target.url());
+      await dispatcher.emitMany([pageview('/1'), pageview('/2'), pageview('/3')]);
+      await dispatcher.runDue();
+      expect((await manager.get(owner, webhook.id)).webhook.active).toBe(false);
+
+      await manager.update(owner, webhook.id, { active: true });
+      expect((await store.getWebhook(webhook.id))!.consecutiveFailures).toBe(0);
+      // One more failure is the first of a new count, not the fourth.
+      await dispatcher.emit(pageview('/4'));
+      await dispatcher.runDue();
+      expect(target.requests).toHaveLength(4);
+      expect((await manager.get(owner, webhook.id)).webhook.active).toBe(true);
+      expect((await store.getWebhook(webhook.id))!.consecutiveFailures).toBe(1);
+    });
+  });
+
   describe('redelivery and the activity log', () => {
     it('redelivers a failed delivery from attempt 1, with the same id and body', async () => {
       const target = await receiver(sequence([status(400), status(200)]));

@@ -356,6 +356,7 @@ describeEachStore('http: errors', () => {
         'status must be one of: pending, delivering, succeeded, failed, discarded',
       ],
       ['GET', `/api/webhooks/deliveries?siteId=${SITE}&limit=0`, 'limit must be between 1 and 100'],
+      ['GET', `/api/webhooks/deliveries?siteId=${SITE}&limit=101`, 'limit must be between 1 and 100'],
       ['GET', `/api/webhooks/deliveries?siteId=${SITE}&limit=ten`, 'limit must be a number'],
       ['GET', `/api/webhooks/deliveries?siteId=${SITE}&since=yesterday`, 'since must be a date'],
       ['GET', `/api/webhooks/deliveries?siteId=${SITE}&cursor=zzz`, 'cursor is invalid'],

@@ -177,6 +177,12 @@ describeEachStore('http: extensions', () => {
       expect([...page1.deliveries, ...page2.deliveries].map((d) => d.id)).toEqual(
         deliveries.map((d) => d.id),
       );
+      // A page that holds exactly what is left has no next page.
+      const whole = await call('GET', `/api/webhooks/deliveries?webhookId=${webhook.id}&limit=3`);
+      expect(whole.body).toMatchObject({
+        deliveries: deliveries.map((d) => ({ id: d.id })),
+        nextCursor: null,
+      });
     });
 
     it('redelivers a failed delivery (202), which then succeeds; a succeeded one again (a resend), not a pending one', async () => {

@@ -144,6 +144,18 @@ describe('signStandardPayload', () => {
   });
 });
 
+describe('a signature wrong in one byte', () => {
+  it('is refused whichever byte it is, by the sync and the async verifier alike', async () => {
+    const digest = Buffer.from(signStandardPayload(ID, TS, BODY, SECRET).slice(3), 'base64');
+    for (let i = 0; i < digest.length; i++) {
+      const wrong = Buffer.from(digest);
+      wrong[i]! ^= 0x01;
+      const headers = headersFor({ 'webhook-signature': `v1,${wrong.toString('base64')}` });
+      expect(reasonOf(await both(BODY, headers, SECRET))).toBe('bad_signature');
+    }
+  });
+});
+
 describe('interoperability with the standardwebhooks package', () => {
   it('verifies deliveries the standardwebhooks package signed', async () => {
     const signature = new Webhook(SECRET).sign(ID, NOW, BODY);

@@ -57,6 +57,16 @@ describe('verifyWebhookAsync', () => {
     expect(await verifyWebhookAsync(BODY, SIGNATURE, 'xyz789')).toBe(false);
   });
 
+  it('refuses a signature wrong in any one byte, as verifyWebhook does', async () => {
+    const hex = SIGNATURE.slice('sha256='.length);
+    for (let i = 0; i < hex.length; i += 2) {
+      const flipped = (Number.parseInt(hex[i + 1]!, 16) ^ 1).toString(16);
+      const wrong = `sha256=${hex.slice(0, i + 1)}${flipped}${hex.slice(i + 2)}`;
+      expect(await verifyWebhookAsync(BODY, wrong, SECRET)).toBe(false);
+      expect(verifyWebhook(BODY, wrong, SECRET)).toBe(false);
+    }
+  });
+
   it('copies the body before awaiting: later changes to the caller buffer do not matter', async () => {
     const bytes = new TextEncoder().encode(BODY);
     const pending = verifyWebhookAsync(bytes, SIGNATURE, [OTHER_SECRET, 'whsec_third', SECRET]);

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { WebhookDisabledInfo } from '../../src/index.js';
+import { Dispatcher, type WebhookDisabledInfo } from '../../src/index.js';
 import { currentStoreKind, describeEachStore } from '../postgres/stores.js';
 import { delay, hang, sequence, status } from '../support/hostile.js';
 import { latestDelivery, owner, pageview, receiver, SITE, setup, until } from './harness.js';
@@ -88,6 +88,46 @@ describeEachStore('dispatcher: lifecycle', () => {
       await until(() => disabled.length === 1);
       expect(disabled[0]!.reason).toBe('Endpoint answered 410 Gone');
       expect((await manager.get(owner, webhook.id)).webhook.active).toBe(false);
+      expect(target.requests).toHaveLength(1);
+    });
+  });
+
+  describe('a worker that stalls past its lease', () => {
+    it("records its late outcome only: another worker's delivery stands, and the webhook's count is untouched", async () => {
+      const target = await receiver();
+      const { dispatcher: second, subscribe, manager, store } = await setup();
+      const webhook = await subscribe(target.url());
+      // The first worker's request takes longer than its lease, then fails with a 500.
+      let answer: () => void = () => {};
+      const answered = new Promise<void>((resolve) => {
+        answer = resolve;
+      });
+      const stalled = new Dispatcher({
+        store,
+        leaseMs: 200,
+        timeoutMs: 100,
+        transport: {
+          send: async () => {
+            await answered;
+            return { kind: 'response', statusCode: 500, headers: {}, bodySnippet: 'late' };
+          },
+          close: async () => {},
+        },
+      });
+      const [id] = await second.emit(pageview());
+      const first = stalled.runDue();
+      await until(async () => (await store.getDelivery(id!))?.status === 'delivering');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the lease runs out
+      expect(await second.runDue()).toEqual({ attempted: 1 });
+      answer();
+      await first;
+      await stalled.stop();
+
+      const [delivery] = (await manager.deliveries(owner, { webhookId: webhook.id })).deliveries;
+      expect(delivery!.status).toBe('succeeded');
+      expect(delivery!.attempts.map((attempt) => attempt.statusCode).sort()).toEqual([200, 500]);
+      expect((await store.getWebhook(webhook.id))!.consecutiveFailures).toBe(0);
+      expect(await second.runDue()).toEqual({ attempted: 0 });
       expect(target.requests).toHaveLength(1);
     });
   });

@@ -8,16 +8,20 @@ export const MAX_WRITE_BATCH = 512;
  * up and go out together in the next, at most `MAX_WRITE_BATCH` at a time. A failed write is kept and
  * retried, so no outcome is dropped; after a failure the writes take half as many until the backlog is
  * written (a batch that grew past the database's statement timeout while writes stalled would otherwise
- * fail for ever), and a single
- * outcome that fails goes to the back of the queue (one the store refuses must not hold up the others).
+ * fail for ever). An outcome whose write fails on its own is set aside and retried on its own, one a
+ * second, after the queue: one that the store refuses must not hold up the others, nor keep the writer
+ * looking backed up.
  */
 export class CompletionWriter {
   readonly #store: Store;
   readonly #onEffects: (effects: CompletionEffect[], written: readonly AttemptOutcome[]) => void;
   readonly #onError: (error: unknown) => void;
+  readonly #onRelief: () => void;
   readonly #retryDelayMs: number;
   readonly #highWater: number;
   #queued: AttemptOutcome[] = [];
+  /** Outcomes whose write failed on its own. */
+  readonly #setAside: AttemptOutcome[] = [];
   #writing: Promise<void> | null = null;
   #batchLimit = MAX_WRITE_BATCH;
   #failing = false;
@@ -27,6 +31,8 @@ export class CompletionWriter {
     /** After each successful write: its effects, and the outcomes that write recorded. */
     onEffects: (effects: CompletionEffect[], written: readonly AttemptOutcome[]) => void;
     onError: (error: unknown) => void;
+    /** Called whenever `backedUp` may have turned false. */
+    onRelief?: () => void;
     retryDelayMs?: number;
     /** Outcomes waiting to be written at which `backedUp` turns true. */
     highWater?: number;
@@ -34,13 +40,18 @@ export class CompletionWriter {
     this.#store = options.store;
     this.#onEffects = options.onEffects;
     this.#onError = options.onError;
+    this.#onRelief = options.onRelief ?? (() => {});
     this.#retryDelayMs = options.retryDelayMs ?? 1000;
     this.#highWater = options.highWater ?? MAX_WRITE_BATCH;
   }
 
-  /** The last write failed, or outcomes are arriving faster than they are written. */
+  /**
+   * Outcomes are waiting behind a failed write, or arriving faster than they are written. Outcomes set
+   * aside do not count: once only they are left, new attempts may go on (and show whether the store
+   * writes).
+   */
   get backedUp(): boolean {
-    return this.#failing || this.#queued.length >= this.#highWater;
+    return this.#queued.length >= this.#highWater || (this.#failing && this.#queued.length > 0);
   }
 
   add(outcome: AttemptOutcome): void {
@@ -48,13 +59,17 @@ export class CompletionWriter {
     this.#writing ??= this.#drain();
   }
 
-  /** Resolves once everything added so far is written. */
+  /** Resolves once everything added so far is written (outcomes set aside included). */
   async flush(): Promise<void> {
     while (this.#writing !== null) await this.#writing;
   }
 
   async #drain(): Promise<void> {
-    while (this.#queued.length > 0) {
+    while (this.#queued.length > 0 || this.#setAside.length > 0) {
+      if (this.#queued.length === 0) {
+        await this.#retrySetAside();
+        continue;
+      }
       const batch =
         this.#queued.length <= this.#batchLimit ? this.#queued : this.#queued.slice(0, this.#batchLimit);
       this.#queued = batch === this.#queued ? [] : this.#queued.slice(batch.length);
@@ -64,21 +79,53 @@ export class CompletionWriter {
       } catch (error) {
         this.#report(error);
         this.#failing = true;
-        this.#queued = batch.length === 1 ? [...this.#queued, ...batch] : [...batch, ...this.#queued];
+        if (batch.length === 1) this.#setAside.push(...batch);
+        else this.#queued = [...batch, ...this.#queued];
         this.#batchLimit = Math.max(1, Math.ceil(batch.length / 2));
-        await new Promise((resolve) => setTimeout(resolve, this.#retryDelayMs));
+        if (this.#queued.length === 0) this.#relieve();
+        await sleep(this.#retryDelayMs);
         continue;
       }
-      this.#failing = false;
-      // Back to full size once the backlog is written; until then at the size that went through.
-      if (this.#queued.length === 0) this.#batchLimit = MAX_WRITE_BATCH;
-      try {
-        this.#onEffects(effects, batch);
-      } catch (error) {
-        this.#report(error);
-      }
+      this.#written(effects, batch);
     }
     this.#writing = null;
+  }
+
+  /** One outcome set aside, alone, after a pause (new outcomes that arrive meanwhile go first). */
+  async #retrySetAside(): Promise<void> {
+    await sleep(this.#retryDelayMs);
+    if (this.#queued.length > 0) return;
+    const outcome = this.#setAside.shift()!;
+    let effects: CompletionEffect[];
+    try {
+      effects = await this.#store.completeAttempts([outcome]);
+    } catch (error) {
+      this.#report(error);
+      this.#setAside.push(outcome);
+      return;
+    }
+    this.#written(effects, [outcome]);
+  }
+
+  #written(effects: CompletionEffect[], batch: readonly AttemptOutcome[]): void {
+    this.#failing = false;
+    // Back to full size once the backlog is written; until then at the size that went through.
+    if (this.#queued.length === 0) this.#batchLimit = MAX_WRITE_BATCH;
+    try {
+      this.#onEffects(effects, batch);
+    } catch (error) {
+      this.#report(error);
+    }
+    this.#relieve();
+  }
+
+  #relieve(): void {
+    if (this.backedUp) return;
+    try {
+      this.#onRelief();
+    } catch (error) {
+      this.#report(error);
+    }
   }
 
   /** `onError` is the host's: if it throws, the writer must still go on (or nothing queued is ever written). */
@@ -89,4 +136,8 @@ export class CompletionWriter {
       // Nowhere left to report it.
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

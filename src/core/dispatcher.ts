@@ -265,6 +265,11 @@ export class Dispatcher {
       onError: (error) =>
         this.#logger.error?.('could not record attempt outcomes; retrying', { error: message(error) }),
       highWater: Math.max(MAX_WRITE_BATCH, 4 * this.#concurrency),
+      onRelief: () => {
+        if (!this.#heldBack) return;
+        this.#heldBack = false;
+        this.#kick();
+      },
     });
   }
 
@@ -455,7 +460,8 @@ export class Dispatcher {
       this.#pumpAgain = false;
       try {
         await this.#fill();
-        await this.#armScheduler();
+        // Held back for the writer: it kicks when it catches up (a due time would only spin the pump).
+        if (!this.#heldBack) await this.#armScheduler();
       } catch (error) {
         this.#logger.error?.('could not claim deliveries; retrying in 1 s', { error: message(error) });
         if (this.#running) this.#wakeUpAt(new Date(Date.now() + 1_000));
@@ -554,12 +560,16 @@ export class Dispatcher {
    * Gives claims back unattempted, in their places in the queue (a webhook's deliveries stay in order), each
    * only while its lease holds (one that ran out is another worker's now).
    */
-  async #release(claimed: readonly ClaimedDelivery[]): Promise<void> {
+  async #release(claimed: readonly ClaimedDelivery[], notBefore?: Date): Promise<void> {
     await this.#store.releaseDeliveries(
       claimed.map((c) => c.delivery.id),
       new Date(),
       claimed.map((c) => c.delivery.leaseExpiresAt),
-      claimed.map((c) => c.dueAt ?? null),
+      claimed.map((c) =>
+        notBefore !== undefined && (c.dueAt === undefined || c.dueAt < notBefore)
+          ? notBefore
+          : (c.dueAt ?? null),
+      ),
     );
   }
 
@@ -667,12 +677,13 @@ export class Dispatcher {
     }
     if (result.kind === 'not_sent') {
       // Not the receiver's doing (its origin's connections were all busy): no attempt is recorded, and the
-      // delivery goes back to the queue in its place.
+      // delivery goes back to the queue, due a moment later (claimed again at once, it would only find the
+      // origin as busy; a transport that answers so at once would have it claimed and released in a loop).
       this.#logger.info?.('delivery not sent: no free connection to its origin in time; back in the queue', {
         ...info,
         reason: message(result.message),
       });
-      await this.#release([claimed]);
+      await this.#release([claimed], new Date(Date.now() + NOT_SENT_BACKOFF_MS));
       return false;
     }
     const elapsedMs = Math.round(performance.now() - began);
@@ -794,9 +805,7 @@ export class Dispatcher {
 
   /** After a completion write that scheduled retries: they may be due before the current wake-up. */
   #applyEffects(effects: CompletionEffect[], written: readonly AttemptOutcome[]): void {
-    const resume = this.#heldBack && !this.#writer.backedUp;
-    if (resume) this.#heldBack = false;
-    if (resume || written.some((outcome) => outcome.next.status === 'pending')) this.#kick();
+    if (written.some((outcome) => outcome.next.status === 'pending')) this.#kick();
     for (const effect of effects) {
       if (effect.disabledReason === null) continue;
       const info = { webhookId: effect.webhookId, siteId: effect.siteId, reason: effect.disabledReason };
@@ -834,6 +843,9 @@ export class Dispatcher {
     this.#logger.error?.(`a '${event}' listener threw`, { error: message(error) });
   }
 }
+
+/** How long a delivery that could not be sent waits before it is claimed again. */
+const NOT_SENT_BACKOFF_MS = 1_000;
 
 /** setTimeout's ceiling (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -16,6 +16,8 @@ export class InFlightSlots {
   readonly #perSite: number;
   readonly #perOrigin: number;
   readonly #webhooks = new Map<string, number>();
+  /** The origin each webhook was last seen with: a webhook whose URL moved leaves its old origin's group. */
+  readonly #origins = new Map<string, string>();
   /** By `siteKey` / `originKey`: attempts in flight, and the webhooks seen meanwhile. */
   readonly #groups = new Map<string, Group>();
   /** Where the hand-out of a group's remaining slots starts; moves on at each claim. */
@@ -38,6 +40,7 @@ export class InFlightSlots {
 
   take(webhookId: string, siteId: string, origin?: string): void {
     this.#webhooks.set(webhookId, (this.#webhooks.get(webhookId) ?? 0) + 1);
+    this.#seenAt(webhookId, origin);
     for (const key of keys(siteId, origin)) {
       let group = this.#groups.get(key);
       if (group === undefined) {
@@ -63,7 +66,7 @@ export class InFlightSlots {
       const group = this.#groups.get(key);
       if (group === undefined) continue;
       if (group.busy >= group.cap) wasFull = true;
-      if (--group.busy <= 0) this.#groups.delete(key);
+      if (--group.busy <= 0) this.#forget(key, group);
     }
     return wasFull;
   }
@@ -73,7 +76,7 @@ export class InFlightSlots {
    * leaves it out; false if nothing new was learned.
    */
   note(webhookId: string, siteId: string, origin?: string): boolean {
-    let learned = false;
+    let learned = this.#seenAt(webhookId, origin);
     for (const key of keys(siteId, origin)) {
       const group = this.#groups.get(key);
       if (group === undefined || group.webhooks.has(webhookId)) continue;
@@ -112,6 +115,26 @@ export class InFlightSlots {
     return limits;
   }
 
+  /** A group with nothing in flight: no cap to keep, and no webhooks to remember an origin for. */
+  #forget(key: string, group: Group): void {
+    this.#groups.delete(key);
+    for (const webhookId of group.webhooks) {
+      if (!this.#webhooks.has(webhookId) && originKey(this.#origins.get(webhookId) ?? '') === key) {
+        this.#origins.delete(webhookId);
+      }
+    }
+  }
+
+  /** Records the webhook's origin; if it moved, takes it out of its old origin's group (true then). */
+  #seenAt(webhookId: string, origin: string | undefined): boolean {
+    if (origin === undefined) return false;
+    const before = this.#origins.get(webhookId);
+    this.#origins.set(webhookId, origin);
+    if (before === undefined || before === origin) return false;
+    this.#groups.get(originKey(before))?.webhooks.delete(webhookId);
+    return true;
+  }
+
   /** Webhooks a claim can take nothing from whatever the turn (for `nextDueAt`'s `excludeWebhookIds`). */
   saturated(): string[] {
     const full = new Set<string>();
@@ -131,6 +154,8 @@ interface Group {
 
 const siteKey = (siteId: string): string => `site\u0000${siteId}`;
 
+const originKey = (origin: string): string => `origin\u0000${origin}`;
+
 function keys(siteId: string, origin: string | undefined): string[] {
-  return origin === undefined ? [siteKey(siteId)] : [siteKey(siteId), `origin\u0000${origin}`];
+  return origin === undefined ? [siteKey(siteId)] : [siteKey(siteId), originKey(origin)];
 }

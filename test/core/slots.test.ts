@@ -75,6 +75,20 @@ describe('InFlightSlots', () => {
     for (const turn of turns) expect(turn.reduce((sum, n) => sum + n, 0)).toBe(1);
   });
 
+  it("lets a webhook whose URL moved to another host out of its old host's group", () => {
+    const slots = new InFlightSlots(4, 100, 1);
+    slots.take('x1', 'site_x', 'https://a.example');
+    expect(slots.note('w1', 'site_w', 'https://a.example')).toBe(true); // a.example is full
+    expect(room(slots.claimLimits(), ['w1'], 4)).toEqual([0]);
+    // A claim returns w1's delivery for its new URL: it no longer waits for a.example's slots.
+    expect(slots.hasRoom('site_w', 'https://b.example')).toBe(true);
+    slots.take('w1', 'site_w', 'https://b.example');
+    expect(room(slots.claimLimits(), ['w1'], 4)).toEqual([0]); // b.example (cap 1) is full now
+    slots.give('w1', 'site_w', 'https://b.example');
+    expect(room(slots.claimLimits(), ['w1'], 4)).toEqual([4]);
+    expect(slots.saturated()).toEqual(['x1']);
+  });
+
   it('says when a slot frees up on a webhook that was at its own limit', () => {
     const slots = new InFlightSlots(2, 100);
     slots.take('w1', 's');

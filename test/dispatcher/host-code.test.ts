@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Dispatcher, type Logger, type Store, type Transport } from '../../src/index.js';
 import { memoryStore } from '../../src/memory.js';
+import { undiciTransport } from '../../src/transport/undici-transport.js';
 import { owner, pageview, receiver, SITE, setup, until } from './harness.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -316,11 +317,16 @@ describe('a store that cannot record outcomes', () => {
   it('claims nothing more while writes fail, and sends each delivery once when they work again', async () => {
     const inner = memoryStore();
     let down = true;
+    let dueLookups = 0;
     const store: Store = {
       ...inner,
       completeAttempts: async (outcomes) => {
         if (down) throw new Error('connection refused');
         return inner.completeAttempts(outcomes);
+      },
+      nextDueAt: async (options) => {
+        dueLookups++;
+        return inner.nextDueAt(options);
       },
     };
     const target = await receiver();
@@ -333,7 +339,10 @@ describe('a store that cannot record outcomes', () => {
     await dispatcher.emitMany(Array.from({ length: 40 }, (_, i) => pageview(`/${i}`)));
     await dispatcher.start();
     await target.waitFor(1, 5000);
+    const lookupsBefore = dueLookups;
     await sleep(1500);
+    // Held back, the engine waits for the writer rather than asking for the next due time over and over.
+    expect(dueLookups - lookupsBefore).toBeLessThan(10);
     // Once a write failed, nothing more is claimed: at most the attempts started before it came back.
     expect(target.requests.length).toBeLessThanOrEqual(32);
     expect(logs.some((line) => line.message === 'could not record attempt outcomes; retrying')).toBe(true);
@@ -398,12 +407,58 @@ describe('a store that cannot record outcomes', () => {
     }, 15_000);
     const stuck = (await inner.listDeliveries({ siteId: SITE, limit: 100 })).find((d) => d.id === poison);
     expect(stuck?.status).toBe('delivering');
+    // Deliveries emitted while it is still refused go out and are recorded too.
+    const later = await dispatcher.emitMany([pageview('/later1'), pageview('/later2')]);
+    await until(async () => {
+      const statuses = await Promise.all(later.map(async (id) => (await inner.getDelivery(id))?.status));
+      return statuses.every((status) => status === 'succeeded');
+    }, 10_000);
     poison = undefined; // lets stop() write it
     await within(dispatcher.stop(), 5000);
     expect((await inner.listDeliveries({ siteId: SITE, limit: 100 })).map((d) => d.status)).toEqual(
-      Array(8).fill('succeeded'),
+      Array(10).fill('succeeded'),
     );
   }, 30_000);
+});
+
+describe('a transport that cannot send', () => {
+  it('a delivery not sent waits a moment before it is claimed again, then goes out', async () => {
+    const target = await receiver();
+    const real = undiciTransport({ tls: { ca: target.caCert }, allowPrivateNetworks: true });
+    let refusing = true;
+    let sends = 0;
+    const transport: Transport = {
+      send: async (request) => {
+        sends++;
+        if (refusing) return { kind: 'not_sent', message: 'no connection' };
+        return real.send(request);
+      },
+      close: () => real.close(),
+    };
+    const inner = memoryStore();
+    let claims = 0;
+    const store: Store = {
+      ...inner,
+      claimDeliveries: async (options) => {
+        claims++;
+        return inner.claimDeliveries(options);
+      },
+    };
+    const { dispatcher, subscribe } = await setup({ store, transport });
+    await subscribe(target.url());
+    await dispatcher.start();
+    const [id] = await dispatcher.emit(pageview());
+    await sleep(1500);
+    // Once or twice in 1.5 s, not in a loop.
+    expect(sends).toBeGreaterThanOrEqual(1);
+    expect(sends).toBeLessThanOrEqual(3);
+    expect(claims).toBeLessThan(10);
+    refusing = false;
+    await target.waitFor(1, 5000);
+    await until(async () => (await inner.getDelivery(id!))?.status === 'succeeded');
+    await dispatcher.stop();
+    await transport.close();
+  });
 });
 
 describe('overlapping callers', () => {

@@ -8,9 +8,9 @@ export const MAX_WRITE_BATCH = 512;
  * up and go out together in the next, at most `MAX_WRITE_BATCH` at a time. A failed write is kept and
  * retried, so no outcome is dropped; after a failure the writes take half as many until the backlog is
  * written (a batch that grew past the database's statement timeout while writes stalled would otherwise
- * fail for ever). An outcome whose write fails on its own is set aside and retried on its own, one a
- * second, after the queue: one that the store refuses must not hold up the others, nor keep the writer
- * looking backed up.
+ * fail for ever). An outcome whose write fails on its own is set aside and retried on its own, about once
+ * a second, between the queue's writes: one that the store refuses must not hold up the others, nor keep
+ * the writer looking backed up.
  */
 export class CompletionWriter {
   readonly #store: Store;
@@ -20,10 +20,12 @@ export class CompletionWriter {
   readonly #retryDelayMs: number;
   readonly #highWater: number;
   #queued: AttemptOutcome[] = [];
-  /** Outcomes whose write failed on its own. */
-  readonly #setAside: AttemptOutcome[] = [];
+  /** Outcomes whose write failed on its own, each with when to try it again. */
+  #setAside: { outcome: AttemptOutcome; retryAt: number }[] = [];
   #writing: Promise<void> | null = null;
   #batchLimit = MAX_WRITE_BATCH;
+  /** Ends the wait for an outcome set aside when a new one arrives. */
+  #wake: (() => void) | undefined;
   #failing = false;
 
   constructor(options: {
@@ -56,6 +58,7 @@ export class CompletionWriter {
 
   add(outcome: AttemptOutcome): void {
     this.#queued.push(outcome);
+    this.#wake?.();
     this.#writing ??= this.#drain();
   }
 
@@ -66,8 +69,20 @@ export class CompletionWriter {
 
   async #drain(): Promise<void> {
     while (this.#queued.length > 0 || this.#setAside.length > 0) {
+      await this.#retrySetAside();
       if (this.#queued.length === 0) {
-        await this.#retrySetAside();
+        // Only outcomes set aside are left: wait for the first to be due, or for a new outcome.
+        const wait = Math.min(...this.#setAside.map((entry) => entry.retryAt)) - Date.now();
+        if (wait > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, wait);
+            this.#wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          this.#wake = undefined;
+        }
         continue;
       }
       const batch =
@@ -79,7 +94,8 @@ export class CompletionWriter {
       } catch (error) {
         this.#report(error);
         this.#failing = true;
-        if (batch.length === 1) this.#setAside.push(...batch);
+        if (batch.length === 1)
+          this.#setAside.push({ outcome: batch[0]!, retryAt: Date.now() + this.#retryDelayMs });
         else this.#queued = [...batch, ...this.#queued];
         this.#batchLimit = Math.max(1, Math.ceil(batch.length / 2));
         if (this.#queued.length === 0) this.#relieve();
@@ -91,20 +107,27 @@ export class CompletionWriter {
     this.#writing = null;
   }
 
-  /** One outcome set aside, alone, after a pause (new outcomes that arrive meanwhile go first). */
+  /**
+   * Tries each outcome set aside whose time has come, alone: between the queue's writes, so that one whose
+   * write failed for a passing reason (a dropped connection) is recorded within about the retry delay even
+   * while the queue is never empty, and one the store refuses costs one failed write per retry delay.
+   */
   async #retrySetAside(): Promise<void> {
-    await sleep(this.#retryDelayMs);
-    if (this.#queued.length > 0) return;
-    const outcome = this.#setAside.shift()!;
-    let effects: CompletionEffect[];
-    try {
-      effects = await this.#store.completeAttempts([outcome]);
-    } catch (error) {
-      this.#report(error);
-      this.#setAside.push(outcome);
-      return;
+    const now = Date.now();
+    const due = this.#setAside.filter((entry) => entry.retryAt <= now);
+    if (due.length === 0) return;
+    this.#setAside = this.#setAside.filter((entry) => entry.retryAt > now);
+    for (const entry of due) {
+      let effects: CompletionEffect[];
+      try {
+        effects = await this.#store.completeAttempts([entry.outcome]);
+      } catch (error) {
+        this.#report(error);
+        this.#setAside.push({ outcome: entry.outcome, retryAt: Date.now() + this.#retryDelayMs });
+        continue;
+      }
+      this.#written(effects, [entry.outcome]);
     }
-    this.#written(effects, [outcome]);
   }
 
   #written(effects: CompletionEffect[], batch: readonly AttemptOutcome[]): void {

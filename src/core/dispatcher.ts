@@ -393,7 +393,7 @@ export class Dispatcher {
     } finally {
       this.#draining--;
     }
-    // Launched but not sent (no connection to its origin in time): claimed and sent again by a later round.
+    // Launched but not sent (no connection to its origin in time): back in the queue for a later call.
     return { attempted: (await Promise.all(launches)).filter(Boolean).length };
   }
 
@@ -488,7 +488,7 @@ export class Dispatcher {
       if (free <= 0 || !this.#active) return launched;
       // While outcomes cannot be recorded (a failing or slow store), new attempts would only add to them,
       // and their deliveries' leases would run out meanwhile (another worker then sends them again). The
-      // next successful write kicks (see #applyEffects).
+      // writer kicks once it has caught up (its onRelief).
       if (this.#writer.backedUp) {
         this.#heldBack = true;
         return launched;
@@ -557,8 +557,9 @@ export class Dispatcher {
   }
 
   /**
-   * Gives claims back unattempted, in their places in the queue (a webhook's deliveries stay in order), each
-   * only while its lease holds (one that ran out is another worker's now).
+   * Gives claims back unattempted, in their places in the queue (a webhook's deliveries stay in order), or
+   * due no sooner than `notBefore`; each only while its lease holds (one that ran out is another worker's
+   * now).
    */
   async #release(claimed: readonly ClaimedDelivery[], notBefore?: Date): Promise<void> {
     await this.#store.releaseDeliveries(

@@ -93,14 +93,20 @@ export function undiciTransport(options: UndiciTransportOptions = {}): Transport
     return new Promise((resolve) => {
       const attempt = new Attempt(resolve);
       const queuedAt = performance.now();
-      const queueTimer = setTimeout(() => attempt.notSent(), request.queueTimeoutMs ?? request.timeoutMs);
+      let queueTimer: NodeJS.Timeout | undefined;
+      let admitted = false;
       attempt.leaveQueue = admit(origin, (release) => {
+        admitted = true;
         clearTimeout(queueTimer);
         attempt.waitedMs = Math.round(performance.now() - queuedAt);
         attempt.release = release;
         attempt.timer = setTimeout(() => attempt.giveUp(), request.timeoutMs);
         agent.dispatch(options, attempt);
       });
+      // Only a request that has to wait gets a queue deadline (most are let through at once).
+      if (!admitted) {
+        queueTimer = setTimeout(() => attempt.notSent(), request.queueTimeoutMs ?? request.timeoutMs);
+      }
     });
   }
 

@@ -270,6 +270,8 @@ export class Dispatcher {
         this.#heldBack = false;
         this.#kick();
       },
+      // Its webhook's deliveries were left out of claims and due times meanwhile.
+      onUnstalled: () => this.#kick(),
     });
   }
 
@@ -499,7 +501,7 @@ export class Dispatcher {
         limit: free,
         leaseMs: this.#leaseMs,
         perWebhookLimit: this.#perWebhook,
-        busyWebhooks: this.#slots.claimLimits(),
+        busyWebhooks: this.#claimLimits(),
       });
       const fresh = this.#takeOverRunning(claimed);
       if (!this.#active) {
@@ -534,6 +536,16 @@ export class Dispatcher {
   }
 
   /**
+   * What a claim may take per webhook: the slots' limits, and nothing for a webhook whose outcomes the store
+   * is not writing (an outcome set aside): sent again and again, its deliveries would only be resent later.
+   */
+  #claimLimits(): Map<string, number> {
+    const limits = this.#slots.claimLimits();
+    for (const webhookId of this.#writer.stalledWebhooks()) limits.set(webhookId, this.#perWebhook);
+    return limits;
+  }
+
+  /**
    * The claims whose attempts are not running here. One that is was claimed again because this process
    * stalled past its lease (a blocked event loop): it is neither sent twice at once nor released (another
    * worker could take it while this attempt runs); the running attempt takes over the new lease, so its
@@ -557,27 +569,30 @@ export class Dispatcher {
   }
 
   /**
-   * Gives claims back unattempted, in their places in the queue (a webhook's deliveries stay in order), or
-   * due no sooner than `notBefore`; each only while its lease holds (one that ran out is another worker's
-   * now).
+   * Gives claims back unattempted, in their places in the queue (a webhook's deliveries stay in order), each
+   * only while its lease holds (one that ran out is another worker's now).
    */
-  async #release(claimed: readonly ClaimedDelivery[], notBefore?: Date): Promise<void> {
+  async #release(claimed: readonly ClaimedDelivery[]): Promise<void> {
     await this.#store.releaseDeliveries(
       claimed.map((c) => c.delivery.id),
       new Date(),
       claimed.map((c) => c.delivery.leaseExpiresAt),
-      claimed.map((c) =>
-        notBefore !== undefined && (c.dueAt === undefined || c.dueAt < notBefore)
-          ? notBefore
-          : (c.dueAt ?? null),
-      ),
+      claimed.map((c) => c.dueAt ?? null),
     );
   }
 
   async #armScheduler(): Promise<void> {
     if (!this.#running || this.#inFlight.size >= this.#concurrency) return;
-    const next = await this.#store.nextDueAt({ excludeWebhookIds: this.#slots.saturated() });
+    const next = await this.#store.nextDueAt({
+      excludeWebhookIds: [...this.#slots.saturated(), ...this.#writer.stalledWebhooks()],
+    });
     if (!this.#running) return;
+    // A paused webhook's deliveries were left out of that answer: wake when the pause ends, at the latest.
+    const resume = this.#slots.nextResume();
+    if (resume !== null && (next === null || resume < next.getTime())) {
+      this.#wakeUpAt(new Date(resume));
+      return;
+    }
     if (next === null) this.#cancelWakeUp();
     else this.#wakeUpAt(next);
   }
@@ -612,7 +627,7 @@ export class Dispatcher {
       // site that was at its limit (its due deliveries were passed over). Other new work kicks by itself.
       if (!this.#drained || wasFull) this.#kick();
     };
-    const attempt = this.#attempt(claimed).then(
+    const attempt = this.#attempt(claimed, origin).then(
       (sent) => {
         finished();
         return sent;
@@ -628,7 +643,7 @@ export class Dispatcher {
   }
 
   /** One attempt: sent, recorded and reported; false if it was not sent. */
-  async #attempt(claimed: ClaimedDelivery): Promise<boolean> {
+  async #attempt(claimed: ClaimedDelivery, origin: string): Promise<boolean> {
     const { delivery, webhook: stored } = claimed;
     let webhook: WebhookRecord;
     try {
@@ -678,13 +693,15 @@ export class Dispatcher {
     }
     if (result.kind === 'not_sent') {
       // Not the receiver's doing (its origin's connections were all busy): no attempt is recorded, and the
-      // delivery goes back to the queue, due a moment later (claimed again at once, it would only find the
-      // origin as busy; a transport that answers so at once would have it claimed and released in a loop).
+      // delivery goes back to the queue in its place. Its webhook and origin wait a moment (claimed again at
+      // once, it would only find the origin as busy; a transport that answers so at once would have it
+      // claimed and released in a loop).
       this.#logger.info?.('delivery not sent: no free connection to its origin in time; back in the queue', {
         ...info,
         reason: message(result.message),
       });
-      await this.#release([claimed], new Date(Date.now() + NOT_SENT_BACKOFF_MS));
+      this.#slots.pause(webhook.id, origin, Date.now() + NOT_SENT_BACKOFF_MS);
+      await this.#release([claimed]);
       return false;
     }
     const elapsedMs = Math.round(performance.now() - began);
@@ -845,7 +862,7 @@ export class Dispatcher {
   }
 }
 
-/** How long a delivery that could not be sent waits before it is claimed again. */
+/** How long a webhook whose delivery could not be sent, and its origin, wait before they are tried again. */
 const NOT_SENT_BACKOFF_MS = 1_000;
 
 /** setTimeout's ceiling (about 24.8 days). */

@@ -20,6 +20,9 @@ export class InFlightSlots {
   readonly #origins = new Map<string, string>();
   /** By `siteKey` / `originKey`: attempts in flight, and the webhooks seen meanwhile. */
   readonly #groups = new Map<string, Group>();
+  /** Webhooks left out of claims until a time (`pause`), and the origins they were paused for. */
+  readonly #paused = new Map<string, number>();
+  readonly #pausedOrigins = new Map<string, number>();
   /** Where the hand-out of a group's remaining slots starts; moves on at each claim. */
   #turn = 0;
 
@@ -31,6 +34,13 @@ export class InFlightSlots {
 
   /** Whether the site (and the origin, if given) is under its cap, so one more attempt may start. */
   hasRoom(siteId: string, origin?: string): boolean {
+    if (
+      origin !== undefined &&
+      this.#pausedOrigins.size > 0 &&
+      (this.#pausedOrigins.get(origin) ?? 0) > Date.now()
+    ) {
+      return false;
+    }
     for (const key of keys(siteId, origin)) {
       const group = this.#groups.get(key);
       if (group !== undefined && group.busy >= group.cap) return false;
@@ -59,8 +69,13 @@ export class InFlightSlots {
   /** Ends one attempt; true if its webhook, site or origin was at its limit (work passed over may be claimable now). */
   give(webhookId: string, siteId: string, origin?: string): boolean {
     const count = this.#webhooks.get(webhookId) ?? 1;
-    if (count <= 1) this.#webhooks.delete(webhookId);
-    else this.#webhooks.set(webhookId, count - 1);
+    if (count <= 1) {
+      this.#webhooks.delete(webhookId);
+      const at = this.#origins.get(webhookId);
+      if (at !== undefined && !this.#groups.get(originKey(at))?.webhooks.has(webhookId)) {
+        this.#origins.delete(webhookId);
+      }
+    } else this.#webhooks.set(webhookId, count - 1);
     let wasFull = count >= this.#perWebhook;
     for (const key of keys(siteId, origin)) {
       const group = this.#groups.get(key);
@@ -76,7 +91,8 @@ export class InFlightSlots {
    * leaves it out; false if nothing new was learned.
    */
   note(webhookId: string, siteId: string, origin?: string): boolean {
-    let learned = this.#seenAt(webhookId, origin);
+    const tracked = origin !== undefined && this.#groups.has(originKey(origin));
+    let learned = this.#seenAt(webhookId, tracked ? origin : undefined);
     for (const key of keys(siteId, origin)) {
       const group = this.#groups.get(key);
       if (group === undefined || group.webhooks.has(webhookId)) continue;
@@ -95,6 +111,7 @@ export class InFlightSlots {
   claimLimits(): Map<string, number> {
     const limits = new Map(this.#webhooks);
     this.#turn++;
+    for (const webhookId of this.#stillPaused()) limits.set(webhookId, this.#perWebhook);
     for (const group of this.#groups.values()) {
       const ids = [...group.webhooks];
       const room = ids.map((id) => Math.max(0, this.#perWebhook - (this.#webhooks.get(id) ?? 0)));
@@ -113,6 +130,34 @@ export class InFlightSlots {
       });
     }
     return limits;
+  }
+
+  /**
+   * Leaves the webhook out of claims, and keeps attempts to its origin from starting, until `until` (an
+   * attempt to it found no connection free: claimed again at once, it would find none either).
+   */
+  pause(webhookId: string, origin: string, until: number): void {
+    this.#paused.set(webhookId, until);
+    this.#pausedOrigins.set(origin, Math.max(until, this.#pausedOrigins.get(origin) ?? 0));
+  }
+
+  /** When the earliest pause ends, or null. */
+  nextResume(): number | null {
+    const ends = [...this.#stillPaused()].map((webhookId) => this.#paused.get(webhookId)!);
+    return ends.length === 0 ? null : Math.min(...ends);
+  }
+
+  /** The webhooks still paused; forgets ended pauses. */
+  #stillPaused(): string[] {
+    if (this.#paused.size === 0) return [];
+    const now = Date.now();
+    for (const [origin, until] of this.#pausedOrigins) if (until <= now) this.#pausedOrigins.delete(origin);
+    const paused: string[] = [];
+    for (const [webhookId, until] of this.#paused) {
+      if (until <= now) this.#paused.delete(webhookId);
+      else paused.push(webhookId);
+    }
+    return paused;
   }
 
   /** A group with nothing in flight: no cap to keep, and no webhooks to remember an origin for. */
@@ -137,7 +182,7 @@ export class InFlightSlots {
 
   /** Webhooks a claim can take nothing from whatever the turn (for `nextDueAt`'s `excludeWebhookIds`). */
   saturated(): string[] {
-    const full = new Set<string>();
+    const full = new Set<string>(this.#stillPaused());
     for (const [webhookId, busy] of this.#webhooks) if (busy >= this.#perWebhook) full.add(webhookId);
     for (const group of this.#groups.values()) {
       if (group.busy >= group.cap) for (const webhookId of group.webhooks) full.add(webhookId);

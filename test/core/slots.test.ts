@@ -89,6 +89,19 @@ describe('InFlightSlots', () => {
     expect(slots.saturated()).toEqual(['x1']);
   });
 
+  it('leaves a paused webhook out of claims, and its host without room, until the pause ends', () => {
+    const slots = new InFlightSlots(4, 100, 100);
+    const until = Date.now() + 60_000;
+    slots.pause('w1', 'https://a.example', until);
+    expect(slots.hasRoom('site_x', 'https://a.example')).toBe(false);
+    expect(slots.hasRoom('site_x', 'https://b.example')).toBe(true);
+    expect(room(slots.claimLimits(), ['w1', 'w2'], 4)).toEqual([0, 4]);
+    expect(slots.saturated()).toEqual(['w1']);
+    expect(slots.nextResume()).toBe(until);
+    slots.pause('w2', 'https://b.example', Date.now() - 1); // already over
+    expect(slots.saturated()).toEqual(['w1']);
+  });
+
   it('says when a slot frees up on a webhook that was at its own limit', () => {
     const slots = new InFlightSlots(2, 100);
     slots.take('w1', 's');

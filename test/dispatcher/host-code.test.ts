@@ -384,7 +384,7 @@ describe('a store that cannot record outcomes', () => {
     expect(target.requests).toHaveLength(40);
   }, 30_000);
 
-  it('an outcome the store always refuses does not hold up the others', async () => {
+  it("an outcome the store always refuses holds up neither the others nor other webhooks' deliveries", async () => {
     const inner = memoryStore();
     let poison: string | undefined;
     const store: Store = {
@@ -397,28 +397,43 @@ describe('a store that cannot record outcomes', () => {
     };
     const target = await receiver();
     const { dispatcher, subscribe } = await setup({ store, concurrency: 8, perWebhookConcurrency: 8 });
-    await subscribe(target.url());
-    const ids = await dispatcher.emitMany(Array.from({ length: 8 }, (_, i) => pageview(`/${i}`)));
-    poison = ids[0];
+    const stalled = await subscribe(target.url('/a'));
+    const healthy = await subscribe(target.url('/b'));
+    await dispatcher.emitMany(Array.from({ length: 4 }, (_, i) => pageview(`/${i}`)));
+    const byWebhook = async (webhookId: string) => inner.listDeliveries({ webhookId, limit: 100 });
+    poison = (await byWebhook(stalled.id))[0]!.id;
     await dispatcher.start();
-    await until(async () => {
-      const deliveries = await inner.listDeliveries({ siteId: SITE, limit: 100 });
-      return deliveries.filter((delivery) => delivery.status === 'succeeded').length === 7;
-    }, 15_000);
-    const stuck = (await inner.listDeliveries({ siteId: SITE, limit: 100 })).find((d) => d.id === poison);
-    expect(stuck?.status).toBe('delivering');
-    // Deliveries emitted while it is still refused go out and are recorded too.
-    const later = await dispatcher.emitMany([pageview('/later1'), pageview('/later2')]);
-    await until(async () => {
-      const statuses = await Promise.all(later.map(async (id) => (await inner.getDelivery(id))?.status));
-      return statuses.every((status) => status === 'succeeded');
-    }, 10_000);
-    poison = undefined; // lets stop() write it
-    await within(dispatcher.stop(), 5000);
-    expect((await inner.listDeliveries({ siteId: SITE, limit: 100 })).map((d) => d.status)).toEqual(
-      Array(10).fill('succeeded'),
+    const statuses = async (webhookId: string) => (await byWebhook(webhookId)).map((d) => d.status).sort();
+    await until(async () => (await statuses(healthy.id)).every((status) => status === 'succeeded'), 15_000);
+    await until(
+      async () => (await statuses(stalled.id)).filter((s) => s === 'succeeded').length === 3,
+      15_000,
     );
-  }, 30_000);
+    expect((await inner.getDelivery(poison))?.status).toBe('delivering');
+
+    // Emitted while it is still refused: the other webhook's deliveries go out; the stalled webhook's wait
+    // (its outcomes are not being written: sent now, they might only be sent again later).
+    await dispatcher.emitMany([pageview('/later1'), pageview('/later2')]);
+    await until(
+      async () => (await statuses(healthy.id)).filter((s) => s === 'succeeded').length === 6,
+      10_000,
+    );
+    await sleep(500);
+    expect(await statuses(stalled.id)).toEqual([
+      'delivering',
+      'pending',
+      'pending',
+      'succeeded',
+      'succeeded',
+      'succeeded',
+    ]);
+    expect(target.requests.filter((request) => request.url === '/a')).toHaveLength(4);
+
+    poison = undefined; // written at its next try; then the stalled webhook's deliveries go out
+    await until(async () => (await statuses(stalled.id)).every((status) => status === 'succeeded'), 20_000);
+    await within(dispatcher.stop(), 5000);
+    expect(target.requests).toHaveLength(12);
+  }, 60_000);
 });
 
 describe('a transport that cannot send', () => {
@@ -458,6 +473,43 @@ describe('a transport that cannot send', () => {
     await until(async () => (await inner.getDelivery(id!))?.status === 'succeeded');
     await dispatcher.stop();
     await transport.close();
+  });
+});
+
+describe('a delivery not sent', () => {
+  it("keeps its place: with one attempt at a time, its webhook's later deliveries still come after it", async () => {
+    const delivered: string[] = [];
+    let refuseFirst = true;
+    const transport: Transport = {
+      send: async (request) => {
+        if (refuseFirst) {
+          refuseFirst = false;
+          return { kind: 'not_sent', message: 'no connection' };
+        }
+        delivered.push((JSON.parse(request.body) as { data: { path: string } }).data.path);
+        return { kind: 'response', statusCode: 200, headers: {}, bodySnippet: 'OK' };
+      },
+      close: async () => {},
+    };
+    const { dispatcher, subscribe, store } = await setup({
+      store: memoryStore(),
+      transport,
+      perWebhookConcurrency: 1,
+    });
+    const webhook = await subscribe('https://hooks.example.com/x');
+    for (const path of ['/1', '/2', '/3']) {
+      await dispatcher.emit(pageview(path));
+      await sleep(5);
+    }
+    await dispatcher.start();
+    await until(
+      async () =>
+        (await store.listDeliveries({ webhookId: webhook.id, limit: 10 })).every(
+          (d) => d.status === 'succeeded',
+        ),
+      5000,
+    );
+    expect(delivered).toEqual(['/1', '/2', '/3']);
   });
 });
 

@@ -51,19 +51,19 @@ export class InFlightSlots {
   take(webhookId: string, siteId: string, origin?: string): void {
     this.#webhooks.set(webhookId, (this.#webhooks.get(webhookId) ?? 0) + 1);
     this.#seenAt(webhookId, origin);
-    for (const key of keys(siteId, origin)) {
-      let group = this.#groups.get(key);
-      if (group === undefined) {
-        group = {
-          busy: 0,
-          cap: key === siteKey(siteId) ? this.#perSite : this.#perOrigin,
-          webhooks: new Set(),
-        };
-        this.#groups.set(key, group);
-      }
-      group.busy++;
-      group.webhooks.add(webhookId);
+    this.#join(siteKey(siteId), this.#perSite, webhookId);
+    if (origin !== undefined) this.#join(originKey(origin), this.#perOrigin, webhookId);
+  }
+
+  /** Counts one more attempt in the group, made with `cap` if it has nothing in flight yet. */
+  #join(key: string, cap: number, webhookId: string): void {
+    let group = this.#groups.get(key);
+    if (group === undefined) {
+      group = { busy: 0, cap, webhooks: new Set() };
+      this.#groups.set(key, group);
     }
+    group.busy++;
+    group.webhooks.add(webhookId);
   }
 
   /** Ends one attempt; true if its webhook, site or origin was at its limit (work passed over may be claimable now). */
